@@ -1,0 +1,85 @@
+"""The one NinjaAPI: routers mounted at the original paths, every exception handler, and /health."""
+
+import logging
+
+from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError, connection
+from django.http import Http404, HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import HttpError, ValidationError
+
+from scorer_fast.errors import DatabaseUnavailable, PayloadTooLarge, ScorerError
+from scorer_fast.http import error_response
+from scorer_fast.routers import ceramic_cache, embed, internal, v2
+from scorer_fast.schemas import HealthOut
+
+logger = logging.getLogger(__name__)
+
+api = NinjaAPI(title="scorer_fast", version="1.0.0", description="Passport scorer hot paths, served synchronously.")
+api.add_router("/v2/", v2.router)
+api.add_router("/internal/embed/", embed.router)
+api.add_router("/internal/", internal.router)
+api.add_router("/ceramic-cache/", ceramic_cache.router)
+
+# PostgreSQL SQLSTATE classes that mean "no usable connection" (08: connection exception; 57P0x: shutdown).
+_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P0")
+
+
+def _database_unreachable(exc: DatabaseError) -> bool:
+    sqlstate = getattr(exc.__cause__, "sqlstate", None)
+    return sqlstate is None or sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES)
+
+
+@api.exception_handler(ScorerError)
+def _scorer_error(request: HttpRequest, exc: ScorerError) -> HttpResponse:
+    return error_response(request.path, exc.status_code, exc.message)
+
+
+@api.exception_handler(ValidationError)
+def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    problems = "; ".join(f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors)
+    return error_response(request.path, 400, problems or "Bad request.")
+
+
+@api.exception_handler(HttpError)
+def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    return error_response(request.path, exc.status_code, str(exc))
+
+
+@api.exception_handler(Http404)
+def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+    return error_response(request.path, 404, "Not Found")
+
+
+@api.exception_handler(RequestDataTooBig)
+def _too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+    return _scorer_error(request, PayloadTooLarge())
+
+
+@api.exception_handler(DatabaseError)
+def _database_error(request: HttpRequest, exc: DatabaseError) -> HttpResponse:
+    if not _database_unreachable(exc):
+        raise exc  # a real bug: Django logs it and answers 500
+    logger.error("database unavailable: %s", type(exc.__cause__ or exc).__name__)
+    connection.close_if_unusable_or_obsolete()
+    return _scorer_error(request, DatabaseUnavailable())
+
+
+@api.get("/health", response={200: HealthOut, 503: HealthOut}, tags=["health"])
+def health(request: HttpRequest):
+    """Liveness plus a `SELECT 1` on the database."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError:
+        connection.close_if_unusable_or_obsolete()
+        return 503, {"status": "unavailable", "database": "unreachable"}
+    return {"status": "ok", "database": "ok"}
+
+
+def json_404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return error_response(request.path, 404, "Not Found")
+
+
+def json_500(request: HttpRequest) -> HttpResponse:
+    return error_response(request.path, 500, "An error has occurred")

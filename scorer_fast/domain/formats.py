@@ -1,0 +1,72 @@
+"""Wire and storage formats, defined once: the V2 score object (§2.2), cached stamps, the SCU event (§6.10)."""
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+
+from scorer_fast.domain.computation import ScoreFields
+
+_STAMP_KEYS = ("score", "dedup", "expiration_date")
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _stamp_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    shaped = {key: entry.get(key) for key in _STAMP_KEYS}
+    if entry.get("source_wallet") is not None:
+        shaped["source_wallet"] = entry["source_wallet"]
+    return shaped
+
+
+def score_response(
+    address: str,
+    fields: ScoreFields,
+    *,
+    points_data: dict[str, Any] | None = None,
+    possible_points_data: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    evidence = fields.evidence or {}
+    raw_score = Decimal(evidence.get("rawScore", "0"))
+    threshold = Decimal(evidence.get("threshold", "20"))
+    return {
+        "address": address,
+        "score": format(raw_score, ".5f"),
+        "passing_score": raw_score >= threshold,
+        "last_score_timestamp": _iso(fields.last_score_timestamp),
+        "expiration_timestamp": _iso(fields.expiration_date),
+        "threshold": format(threshold, ".5f"),
+        "error": fields.error,
+        "stamps": {provider: _stamp_entry(entry) for provider, entry in (fields.stamps or {}).items()},
+        "points_data": points_data,
+        "possible_points_data": possible_points_data,
+        "linked_score": None,
+    }
+
+
+def cached_stamp_response(row_id: int, address: str, provider: str, stamp: Any) -> dict[str, Any]:
+    return {"id": row_id, "address": address, "provider": provider, "stamp": stamp}
+
+
+def score_update_event_data(*, score_id: int, passport_id: int, fields: ScoreFields) -> dict[str, Any]:
+    """What Django's `serializers.serialize("json", [score])[0]` produced: datetimes in milliseconds with `Z`,
+    the Decimal score as a string."""
+    document = {
+        "model": "registry.score",
+        "pk": score_id,
+        "fields": {
+            "passport": passport_id,
+            "score": fields.score,
+            "last_score_timestamp": fields.last_score_timestamp,
+            "status": fields.status,
+            "error": fields.error,
+            "evidence": fields.evidence,
+            "stamp_scores": fields.stamp_scores,
+            "stamps": fields.stamps,
+            "expiration_date": fields.expiration_date,
+        },
+    }
+    return json.loads(json.dumps(document, cls=DjangoJSONEncoder))

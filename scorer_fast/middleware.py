@@ -1,0 +1,74 @@
+"""Per-request context: request id, server span, access log line, CORS, body-size limit, rollout header."""
+
+import logging
+import time
+import uuid
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from opentelemetry.trace import SpanKind
+
+from scorer_fast.http import CORS_HEADERS, error_response
+from scorer_fast.observability import request_id_var, tracer
+
+logger = logging.getLogger("scorer_fast.access")
+_API_PREFIXES = ("/v2/", "/internal/", "/ceramic-cache/")
+
+
+class RequestContextMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        try:
+            with tracer.start_as_current_span(f"{request.method} {request.path}", kind=SpanKind.SERVER) as span:
+                response = self._respond(request)
+                route = getattr(request.resolver_match, "route", None)
+                if route:
+                    span.update_name(f"{request.method} /{route}")
+                span.set_attribute("http.status_code", response.status_code)
+        finally:
+            request_id_var.reset(token)
+        response["X-Request-ID"] = request_id
+        logger.info(
+            "request",
+            extra={
+                "request_id": request_id,
+                "method": request.method,
+                "route": getattr(request.resolver_match, "route", None) or request.path,
+                "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
+        return response
+
+    def _respond(self, request: HttpRequest) -> HttpResponse:
+        path = request.path
+        if not path.startswith(_API_PREFIXES):
+            return self.get_response(request)
+        if request.method == "OPTIONS":
+            response = HttpResponse(status=200)
+        elif path.startswith("/ceramic-cache/") and not self._rollout_allows(request):
+            response = error_response(path, 404, "Not Found")
+        elif _content_length(request) > settings.MAX_REQUEST_BODY_BYTES:
+            response = error_response(path, 413, f"Request body exceeds {settings.MAX_REQUEST_BODY_BYTES} bytes.")
+        else:
+            response = self.get_response(request)
+        for header, value in CORS_HEADERS.items():
+            response[header] = value
+        return response
+
+    @staticmethod
+    def _rollout_allows(request: HttpRequest) -> bool:
+        header = settings.ROLLOUT_ROUTING_HEADER
+        return not header or request.headers.get(header, "").lower() == "true"
+
+
+def _content_length(request: HttpRequest) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0  # Django then enforces DATA_UPLOAD_MAX_MEMORY_SIZE while reading the body

@@ -1,0 +1,374 @@
+"""The existing scorer tables as unmanaged models: plain mappings, no business logic.
+
+Column types, nullability and unique constraints follow ../shared/contract/schema.sql (the original migrations);
+tests/test_schema.py compares them with the real schema. `auth_user` is Django's own `auth.User`, the same table.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+DO_NOTHING = models.DO_NOTHING
+
+
+class Unmanaged(models.Model):
+    class Meta:
+        abstract = True
+        managed = False
+        app_label = "scorer_fast"
+
+
+class Account(Unmanaged):
+    address = models.CharField(max_length=100)
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=DO_NOTHING)
+
+    class Meta(Unmanaged.Meta):
+        db_table = "account_account"
+
+
+class AccountAPIKey(Unmanaged):
+    id = models.CharField(max_length=150, primary_key=True)
+    prefix = models.CharField(max_length=8, unique=True)
+    hashed_key = models.CharField(max_length=150)
+    created = models.DateTimeField()
+    name = models.CharField(max_length=50)
+    revoked = models.BooleanField()
+    expiry_date = models.DateTimeField(null=True)
+    account = models.ForeignKey(Account, on_delete=DO_NOTHING)
+    rate_limit = models.CharField(max_length=20, null=True)
+    create_scorers = models.BooleanField()
+    read_scores = models.BooleanField()
+    submit_passports = models.BooleanField()
+    analysis_rate_limit = models.CharField(max_length=20, null=True)
+    historical_endpoint = models.BooleanField()
+    embed_rate_limit = models.CharField(max_length=20, null=True)
+    hashed_key_sha256 = models.CharField(max_length=71, null=True)
+
+    class Meta(Unmanaged.Meta):
+        db_table = "account_accountapikey"
+
+
+class AccountAPIKeyAnalytics(Unmanaged):
+    created_at = models.DateTimeField(null=True)
+    path = models.CharField(max_length=1000)
+    api_key = models.ForeignKey(AccountAPIKey, on_delete=DO_NOTHING)
+    base_path = models.CharField(max_length=200, null=True)
+    error = models.TextField(null=True)
+    headers = models.JSONField(null=True)
+    path_segments = models.JSONField(null=True)
+    payload = models.JSONField(null=True)
+    query_params = models.JSONField(null=True)
+    response = models.JSONField(null=True)
+    response_skipped = models.BooleanField(null=True)
+    status_code = models.IntegerField(null=True)
+
+    class Meta(Unmanaged.Meta):
+        db_table = "account_accountapikeyanalytics"
+
+
+class AddressList(Unmanaged):
+    name = models.CharField(max_length=100, unique=True)
+
+    class Meta(Unmanaged.Meta):
+        db_table = "account_addresslist"
+
+
+class AddressListMember(Unmanaged):
+    address = models.CharField(max_length=100)
+    list = models.ForeignKey(AddressList, on_delete=DO_NOTHING)
+
+    class Meta(Unmanaged.Meta):
+        db_table = "account_addresslistmember"
+        constraints = [models.UniqueConstraint(fields=["address", "list"], name="account_addresslistmember_address_list_id_671a99b1_uniq")]
+
+
+class Scorer(Unmanaged):
+    type = models.CharField(max_length=100)
+    exclude_from_weight_updates = models.BooleanField()
+
+    class Meta(Unmanaged.Meta):
+        db_table = "scorer_weighted_scorer"
+
+
+class WeightedScorer(Unmanaged):
+    scorer_ptr = models.OneToOneField(Scorer, on_delete=DO_NOTHING, primary_key=True)
+    weights = models.JSONField(null=True)
+    threshold = models.DecimalField(max_digits=10, decimal_places=5)
+
+    class Meta(Unmanaged.Meta):
+        db_table = "scorer_weighted_weightedscorer"
+
+
+class BinaryWeightedScorer(Unmanaged):
+    scorer_ptr = models.OneToOneField(Scorer, on_delete=DO_NOTHING, primary_key=True)
+    weights = models.JSONField(null=True)
+    threshold = models.DecimalField(max_digits=10, decimal_places=5)
+
+    class Meta(Unmanaged.Meta):
+        db_table = "scorer_weighted_binaryweightedscorer"
+
+
+class Community(Unmanaged):
+    name = models.CharField(max_length=100)
+    description = models.CharField(max_length=100)
+    account = models.ForeignKey(Account, on_delete=DO_NOTHING)
+    scorer = models.ForeignKey(Scorer, on_delete=DO_NOTHING)
+    created_at = models.DateTimeField(null=True)
+    rule = models.CharField(max_length=100)
+    use_case = models.CharField(max_length=100, null=True)
+    deleted_at = models.DateTimeField(null=True)
+    external_scorer_id = models.CharField(max_length=42, null=True, unique=True)
+    human_points_program = models.BooleanField()
+
+    class Meta(Unmanaged.Meta):
+        db_table = "account_community"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "name", "deleted_at"],
+                condition=Q(deleted_at__isnull=False),
+                name="unique_deleted_name_per_account",
+            ),
+            models.UniqueConstraint(
+                fields=["account", "name"], condition=Q(deleted_at__isnull=True), name="unique_non_deleted_name_per_account"
+            ),
+        ]
+
+
+class Customization(Unmanaged):
+    """Only the columns scoring reads, plus every NOT NULL column so a row can be written."""
+
+    path = models.CharField(max_length=100, unique=True)
+    scorer = models.OneToOneField(Community, on_delete=DO_NOTHING)  # the community, despite the name
+    use_custom_dashboard_panel = models.BooleanField()
+    body_display_info_tooltip = models.BooleanField()
+    button_action_type = models.CharField(max_length=25)
+    show_explanation_panel = models.BooleanField()
+    partner_name = models.CharField(max_length=100)
+    nav_order = models.IntegerField()
+    show_in_top_nav = models.BooleanField()
+
+    class Meta(Unmanaged.Meta):
+        db_table = "account_customization"
+
+
+class AllowList(Unmanaged):
+    weight = models.DecimalField(max_digits=7, decimal_places=4)
+    address_list = models.ForeignKey(AddressList, on_delete=DO_NOTHING)
+    customization = models.ForeignKey(Customization, on_delete=DO_NOTHING)
+
+    class Meta(Unmanaged.Meta):
+        db_table = "account_allowlist"
+
+
+class CustomPlatform(Unmanaged):
+    platform_type = models.CharField(max_length=5)
+    name = models.CharField(max_length=64)
+    display_name = models.CharField(max_length=64, null=True)
+    icon_url = models.CharField(max_length=64, null=True)
+    description = models.CharField(max_length=256, null=True)
+    banner_heading = models.CharField(max_length=64, null=True)
+    banner_content = models.CharField(max_length=256, null=True)
+    banner_cta_text = models.CharField(max_length=256, null=True)
+    banner_cta_url = models.CharField(max_length=256, null=True)
+    is_evm = models.BooleanField()
+
+    class Meta(Unmanaged.Meta):
+        db_table = "account_customplatform"
+
+
+class CustomCredentialRuleset(Unmanaged):
+    credential_type = models.CharField(max_length=5)
+    definition = models.JSONField()
+    name = models.CharField(max_length=64)
+    provider_id = models.CharField(max_length=256, unique=True)
+
+    class Meta(Unmanaged.Meta):
+        db_table = "account_customcredentialruleset"
+
+
+class CustomCredential(Unmanaged):
+    weight = models.DecimalField(max_digits=7, decimal_places=4)
+    display_name = models.CharField(max_length=64)
+    description = models.CharField(max_length=256, null=True)
+    customization = models.ForeignKey(Customization, on_delete=DO_NOTHING)
+    platform = models.ForeignKey(CustomPlatform, on_delete=DO_NOTHING)
+    ruleset = models.ForeignKey(CustomCredentialRuleset, on_delete=DO_NOTHING)
+
+    class Meta(Unmanaged.Meta):
+        db_table = "account_customcredential"
+
+
+class WalletGroupCommunityClaim(Unmanaged):
+    group_key = models.TextField()
+    canonical_address = models.CharField(max_length=42)
+    claimed_at = models.DateTimeField()
+    community = models.ForeignKey(Community, on_delete=DO_NOTHING)
+
+    class Meta(Unmanaged.Meta):
+        db_table = "account_walletgroupcommunityclaim"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["group_key", "community"], name="account_walletgroupcommu_group_key_community_id_60ec33ad_uniq"
+            )
+        ]
+
+
+class CeramicCache(Unmanaged):
+    address = models.CharField(max_length=100, null=True)
+    provider = models.CharField(max_length=256)
+    stamp = models.JSONField()
+    created_at = models.DateTimeField(null=True)
+    updated_at = models.DateTimeField()
+    type = models.IntegerField()
+    deleted_at = models.DateTimeField(null=True)
+    compose_db_save_status = models.CharField(max_length=10)
+    compose_db_stream_id = models.CharField(max_length=100)
+    expiration_date = models.DateTimeField(null=True)
+    issuance_date = models.DateTimeField(null=True)
+    proof_value = models.CharField(max_length=256)
+    source_app = models.IntegerField(null=True)
+    source_scorer_id = models.BigIntegerField(null=True)
+
+    class Meta(Unmanaged.Meta):
+        db_table = "ceramic_cache_ceramiccache"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["type", "address", "provider", "deleted_at"],
+                name="ceramic_cache_ceramiccac_type_address_provider_de_91b0dfe5_uniq",
+            ),
+            models.UniqueConstraint(
+                fields=["type", "address", "provider"],
+                condition=Q(deleted_at__isnull=True),
+                name="unique_non_deleted_provider_for_address",
+            ),
+            models.UniqueConstraint(
+                fields=["type", "address", "provider", "deleted_at"],
+                condition=Q(deleted_at__isnull=False),
+                name="unique_deleted_provider_for_address",
+            ),
+        ]
+
+
+class RevocationList(Unmanaged):
+    name = models.CharField(max_length=256, null=True)
+    description = models.TextField(null=True)
+    csv_file = models.CharField(max_length=1024)
+
+    class Meta(Unmanaged.Meta):
+        db_table = "ceramic_cache_revocationlist"
+
+
+class Revocation(Unmanaged):
+    proof_value = models.CharField(max_length=256)
+    ceramic_cache = models.OneToOneField(CeramicCache, on_delete=DO_NOTHING)
+    revocation_list = models.ForeignKey(RevocationList, on_delete=DO_NOTHING, null=True)
+
+    class Meta(Unmanaged.Meta):
+        db_table = "ceramic_cache_revocation"
+
+
+class Passport(Unmanaged):
+    address = models.CharField(max_length=100, null=True)
+    community = models.ForeignKey(Community, on_delete=DO_NOTHING, null=True)
+    requires_calculation = models.BooleanField(null=True)
+
+    class Meta(Unmanaged.Meta):
+        db_table = "registry_passport"
+        constraints = [
+            models.UniqueConstraint(fields=["address", "community"], name="registry_passport_address_community_id_14f7b36b_uniq")
+        ]
+
+
+class Score(Unmanaged):
+    passport = models.OneToOneField(Passport, on_delete=DO_NOTHING)
+    score = models.DecimalField(max_digits=18, decimal_places=9, null=True)
+    last_score_timestamp = models.DateTimeField(null=True)
+    status = models.CharField(max_length=20, null=True)
+    error = models.TextField(null=True)
+    evidence = models.JSONField(null=True)
+    stamp_scores = models.JSONField(null=True)
+    stamps = models.JSONField(null=True)
+    expiration_date = models.DateTimeField(null=True)
+
+    class Meta(Unmanaged.Meta):
+        db_table = "registry_score"
+
+
+class Stamp(Unmanaged):
+    passport = models.ForeignKey(Passport, on_delete=DO_NOTHING, null=True)
+    provider = models.CharField(max_length=256)
+    credential = models.JSONField()
+
+    class Meta(Unmanaged.Meta):
+        db_table = "registry_stamp"
+
+
+class HashScorerLink(Unmanaged):
+    hash = models.CharField(max_length=100)
+    address = models.CharField(max_length=42)
+    expires_at = models.DateTimeField()
+    community = models.ForeignKey(Community, on_delete=DO_NOTHING)
+
+    class Meta(Unmanaged.Meta):
+        db_table = "registry_hashscorerlink"
+        constraints = [
+            models.UniqueConstraint(fields=["hash", "community"], name="registry_hashscorerlink_hash_community_id_ea7e08a6_uniq")
+        ]
+
+
+class Event(Unmanaged):
+    action = models.CharField(max_length=3)
+    address = models.CharField(max_length=42)
+    created_at = models.DateTimeField()
+    data = models.JSONField()
+    community = models.ForeignKey(Community, on_delete=DO_NOTHING, null=True)
+
+    class Meta(Unmanaged.Meta):
+        db_table = "registry_event"
+
+
+class HumanPoints(Unmanaged):
+    address = models.CharField(max_length=42)
+    action = models.CharField(max_length=3)
+    timestamp = models.DateTimeField()
+    tx_hash = models.CharField(max_length=100)
+    chain_id = models.IntegerField()
+    provider = models.CharField(max_length=100)
+
+    class Meta(Unmanaged.Meta):
+        db_table = "registry_humanpoints"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["address", "action", "chain_id", "provider", "tx_hash"], name="unique_human_points_constraint"
+            )
+        ]
+
+
+class HumanPointsCommunityQualifiedUsers(Unmanaged):
+    address = models.CharField(max_length=42)
+    community = models.ForeignKey(Community, on_delete=DO_NOTHING)
+
+    class Meta(Unmanaged.Meta):
+        db_table = "registry_humanpointscommunityqualifiedusers"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["address", "community"], name="registry_humanpointscomm_address_community_id_a9e351f4_uniq"
+            )
+        ]
+
+
+class HumanPointsConfig(Unmanaged):
+    action = models.CharField(max_length=3, unique=True)
+    points = models.IntegerField()
+    active = models.BooleanField()
+
+    class Meta(Unmanaged.Meta):
+        db_table = "registry_humanpointsconfig"
+
+
+class HumanPointsMultiplier(Unmanaged):
+    address = models.CharField(max_length=42, primary_key=True)
+    multiplier = models.IntegerField()
+
+    class Meta(Unmanaged.Meta):
+        db_table = "registry_humanpointsmultiplier"

@@ -1,0 +1,83 @@
+"""Request and response shapes (the OpenAPI page is generated from these). Key order is the wire order."""
+
+from typing import Any
+
+from ninja import Schema
+from pydantic import ConfigDict
+
+
+class StampEntry(Schema):
+    score: str
+    dedup: bool
+    expiration_date: str | None
+
+
+class ScoreOut(Schema):
+    address: str
+    score: str
+    passing_score: bool
+    last_score_timestamp: str | None
+    expiration_timestamp: str | None
+    threshold: str
+    error: str | None
+    stamps: dict[str, dict[str, Any]]
+    points_data: dict[str, Any] | None
+    possible_points_data: dict[str, Any] | None
+    linked_score: dict[str, Any] | None
+
+
+class CachedStampOut(Schema):
+    id: int
+    address: str
+    provider: str
+    stamp: Any
+
+
+class StampsOut(Schema):
+    success: bool
+    stamps: list[CachedStampOut]
+
+
+class StampsWithScoreOut(StampsOut):
+    score: ScoreOut
+
+
+class EmbedRateLimitOut(Schema):
+    embed_rate_limit: str | None
+
+
+class ErrorOut(Schema):
+    error: str
+
+
+class DetailOut(Schema):
+    detail: Any
+
+
+class AddStampsIn(Schema):
+    scorer_id: int
+    stamps: list[Any]
+
+
+class CacheStampIn(Schema):
+    model_config = ConfigDict(extra="ignore")
+
+    address: str | None = None
+    provider: Any = None
+    stamp: Any = None
+
+
+class DeleteStampIn(Schema):
+    model_config = ConfigDict(extra="ignore")
+
+    address: str | None = None
+    provider: Any = None
+
+
+class ScorePostIn(Schema):
+    alternate_scorer_id: int | None = None
+
+
+class HealthOut(Schema):
+    status: str
+    database: str

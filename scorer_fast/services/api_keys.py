@@ -1,0 +1,42 @@
+"""Partner API keys (§3.1): `<prefix>.<secret>`; SHA-256 fast path, PBKDF2 fallback that fills the SHA-256 column."""
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth.hashers import check_password
+
+from scorer_fast.db import queries
+
+
+@dataclass(frozen=True)
+class ApiKeyPrincipal:
+    key_id: str
+    account_id: int
+    embed_rate_limit: str | None
+
+
+def sha256_hash(key: str) -> str:
+    return "sha256$" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def api_key_authenticate(raw_key: str | None) -> ApiKeyPrincipal | None:
+    """The usable (not revoked) key matching `raw_key`, or None. Comparisons are constant-time."""
+    if not raw_key:
+        return None
+    if raw_key in settings.DEMO_API_KEY_ALIASES and settings.DEMO_API_KEY:
+        raw_key = settings.DEMO_API_KEY
+    row = queries.usable_api_key_by_prefix(raw_key.partition(".")[0])
+    if row is None:
+        return None
+    expected_sha256 = row.hashed_key_sha256 or (row.hashed_key if row.hashed_key.startswith("sha256$") else None)
+    if expected_sha256:
+        valid = hmac.compare_digest(sha256_hash(raw_key), expected_sha256)
+    elif row.hashed_key.startswith("pbkdf2_sha256$"):
+        valid = check_password(raw_key, row.hashed_key)  # constant-time inside Django
+        if valid:  # migrate to the fast path, as the original does in the request
+            queries.api_key_store_sha256(row.id, sha256_hash(raw_key))
+    else:
+        valid = False
+    return ApiKeyPrincipal(row.id, row.account_id, row.embed_rate_limit) if valid else None

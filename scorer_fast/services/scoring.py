@@ -1,0 +1,173 @@
+"""The scoring pipeline (§6), one synchronous code path. Callers own the transaction: every function here runs
+inside the request's `transaction.atomic`, so a request's writes land together or not at all."""
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, OperationalError, transaction
+
+from scorer_fast.db import queries
+from scorer_fast.db.queries import CommunityRow
+from scorer_fast.domain import human_points
+from scorer_fast.domain.addresses import did_for
+from scorer_fast.domain.computation import ScoreFields, ScorerConfig, compute_score
+from scorer_fast.domain.credentials import CachedStamp, select_valid_stamps
+from scorer_fast.domain.dedup import DedupPlan, plan_lifo, stamp_nullifiers
+from scorer_fast.domain.formats import score_update_event_data
+from scorer_fast.domain.proofs import ProofVerifier
+from scorer_fast.errors import ScoringFailure
+from scorer_fast.observability import annotate, timed_step
+
+logger = logging.getLogger(__name__)
+
+DEDUP_ATTEMPTS = 5
+_RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock
+
+
+@dataclass(frozen=True)
+class ScoredPassport:
+    address: str
+    fields: ScoreFields
+
+
+@cache
+def proof_verifier() -> ProofVerifier:
+    return ProofVerifier(settings.VERIFIED_PROOF_CACHE_SIZE)
+
+
+def score_address(*, address: str, community: CommunityRow) -> ScoredPassport:
+    """Score a validated, lower-case address for a community and persist the result (§6.3–§6.11)."""
+    now = datetime.now(UTC)
+    queries.address_lock(address)
+    passport_id = queries.passport_upsert(address, community.id)
+    score_id = queries.score_get_or_create(passport_id)
+    stamps = queries.ceramic_stamps_for_scoring(address)
+    annotate(stamp_count=len(stamps))
+    try:
+        with transaction.atomic():  # savepoint: a pipeline failure keeps none of its partial writes
+            fields = _run_pipeline(address=address, community=community, passport_id=passport_id, stamps=stamps, now=now)
+    except ScoringFailure as failure:
+        logger.warning("scoring failed: %s", failure, extra={"community_id": community.id})
+        fields = ScoreFields.failed(str(failure))
+    queries.score_update(score_id, fields)
+    if fields.status == "DONE":
+        event = score_update_event_data(score_id=score_id, passport_id=passport_id, fields=fields)
+        queries.events_insert("SCU", address, community.id, [event], now)
+    return ScoredPassport(address, fields)
+
+
+def _run_pipeline(
+    *, address: str, community: CommunityRow, passport_id: int, stamps: list[CachedStamp], now: datetime
+) -> ScoreFields:
+    config = _scorer_config(community)
+    if community.rule != "LIFO":
+        raise ScoringFailure("Invalid rule")
+    with timed_step("verify_credentials"):
+        valid = select_valid_stamps(
+            stamps,
+            did=did_for(address),
+            trusted_issuers=frozenset(settings.TRUSTED_IAM_ISSUERS),
+            now=now,
+            verify_proofs=proof_verifier().verify_many,
+        )
+    with timed_step("deduplicate"):
+        plan = _deduplicate(address=address, community_id=community.id, stamps=valid, now=now)
+    with timed_step("write_score"):
+        queries.stamps_replace(passport_id, plan.kept)
+        fields = compute_score(kept=plan.kept, deduplicated=plan.deduplicated, config=config, now=now)
+        if _earns_human_points(community, fields, now):
+            _award_human_points(address=address, community_id=community.id, kept=plan.kept, now=now)
+    return fields
+
+
+def _scorer_config(community: CommunityRow) -> ScorerConfig:
+    config = queries.scorer_config_get(community.scorer_id)
+    if config is None or config.scorer_type not in {"WEIGHTED", "WEIGHTED_BINARY"}:
+        raise ScoringFailure("Unknown scorer type")
+    overrides = queries.customization_weights(community.id)
+    if overrides:
+        config = ScorerConfig(config.scorer_type, {**config.weights, **overrides}, config.threshold)
+    return config
+
+
+def _deduplicate(*, address: str, community_id: int, stamps: list[CachedStamp], now: datetime) -> DedupPlan:
+    """Plan against the links as they are now and write the plan in a savepoint; a concurrent claim of the same
+    nullifier (unique violation, lost conditional update, deadlock) rolls back to the savepoint and re-plans."""
+    hashes = sorted(
+        {h for stamp in stamps for h in stamp_nullifiers(stamp.credential, multi_nullifier=settings.FF_MULTI_NULLIFIER)}
+    )
+    for attempt in range(1, DEDUP_ATTEMPTS + 1):
+        links = queries.hash_links_get(hashes, community_id) if hashes else {}
+        plan = plan_lifo(
+            address=address,
+            community_id=community_id,
+            stamps=stamps,
+            links=links,
+            now=now,
+            multi_nullifier=settings.FF_MULTI_NULLIFIER,
+        )
+        try:
+            with transaction.atomic():
+                queries.hash_links_insert(plan.inserts, community_id)
+                if not all(queries.hash_link_update(change, community_id) for change in plan.updates):
+                    raise _LostRace()
+        except (IntegrityError, _LostRace) as exc:
+            logger.info("hash link conflict, re-planning", extra={"attempt": attempt, "reason": type(exc).__name__})
+            continue
+        except OperationalError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) not in _RETRYABLE_SQLSTATES:
+                raise
+            logger.info("hash link deadlock, re-planning", extra={"attempt": attempt})
+            continue
+        queries.events_insert("LDP", address, community_id, plan.events, now)
+        return plan
+    raise ScoringFailure("Failed to save HashScorerLinks")
+
+
+class _LostRace(Exception):
+    """A conditional hash-link update matched no row: another writer changed the holder meanwhile."""
+
+
+def _earns_human_points(community: CommunityRow, fields: ScoreFields, now: datetime) -> bool:
+    return (
+        settings.HUMAN_POINTS_WRITE_ENABLED
+        and community.human_points_program
+        and fields.score == 1
+        and now.timestamp() >= settings.HUMAN_POINTS_START_TIMESTAMP
+    )
+
+
+def _award_human_points(*, address: str, community_id: int, kept: list[CachedStamp], now: datetime) -> None:
+    queries.qualified_user_add(address, community_id)
+    awards = human_points.stamp_awards(kept, providers_with_human_keys=queries.human_key_providers(address))
+    if queries.qualified_communities_count(address) >= human_points.SCORING_BONUS_MIN_COMMUNITIES:
+        awards.append(human_points.PointsAward(human_points.SCORING_BONUS))
+    if settings.HUMAN_POINTS_MTA_ENABLED:
+        awards += _list_awards(address)
+    queries.human_points_insert(address, awards, now)
+
+
+def _list_awards(address: str) -> list[human_points.PointsAward]:
+    names = [name for name, _action, _cap in human_points.LIST_ACTIONS]
+    member_of = queries.address_lists_of(address, names)
+    awards = []
+    for name, action, cap in human_points.LIST_ACTIONS:
+        if name not in member_of or queries.human_points_action_exists(address, action):
+            continue
+        if cap is not None and queries.human_points_action_count(action) >= cap:
+            continue
+        awards.append(human_points.PointsAward(action))
+    return awards
+
+
+def points_for(address: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """points_data and possible_points_data for the ceramic-cache cached-score branch (§6.11 reads)."""
+    return human_points.points_summary(
+        queries.human_points_groups(address),
+        is_eligible=queries.is_qualified_anywhere(address),
+        active_config=queries.active_points_config(),
+    )

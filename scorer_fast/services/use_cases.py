@@ -1,0 +1,214 @@
+"""One function per route operation. Each write use case is one durable transaction: the exception of a 4xx
+leaves the atomic block (rolling back) before ninja's handler renders it."""
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from scorer_fast.db import queries
+from scorer_fast.db.queries import CommunityRow
+from scorer_fast.domain.addresses import normalize_address
+from scorer_fast.domain.formats import score_response
+from scorer_fast.errors import BadRequest, InvalidScorerId, NotFound, ScoreCalculationFailed
+from scorer_fast.observability import annotate
+from scorer_fast.services import scoring
+from scorer_fast.services.api_keys import ApiKeyPrincipal
+from scorer_fast.services.stamps import (
+    SOURCE_APP_EMBED,
+    SOURCE_APP_PASSPORT,
+    SubmittedStamp,
+    check_stamp_count,
+    live_stamps,
+    stamps_save,
+    to_ceramic_rows,
+)
+
+NO_SCORER = "No scorer matches the given criteria."
+NO_COMMUNITY = "No Community matches the given query."
+CERAMIC_COMMUNITY_MISSING = (
+    "Community matching the configured scorer id does not exist! This is probably a misconfiguration!"
+)
+NOTHING_TO_DELETE = "Unable to find stamp to delete."
+
+
+def _demo_scorer_if_negative(scorer_id: int) -> int | None:
+    return settings.DEMO_API_SCORER_ID if scorer_id < 0 else scorer_id
+
+
+def _score(address: str, community: CommunityRow) -> dict[str, Any]:
+    annotate(address=address, scorer_id=community.id)
+    scored = scoring.score_address(address=address, community=community)
+    return score_response(scored.address, scored.fields)
+
+
+# --- /v2 and /internal/score ------------------------------------------------------------------------------------
+
+
+def v2_score(*, principal: ApiKeyPrincipal, scorer_ref: str, raw_address: str) -> dict[str, Any]:
+    if scorer_ref.lstrip("-").isdigit() and int(scorer_ref) < 0:
+        scorer_ref = str(settings.DEMO_API_SCORER_ID)
+    community = queries.community_of_account(scorer_ref, principal.account_id)
+    if community is None:
+        raise NotFound(NO_SCORER)
+    address = normalize_address(raw_address)
+    with transaction.atomic(durable=True):
+        return _score(address, community)
+
+
+def internal_score(*, scorer_id: int, raw_address: str) -> dict[str, Any]:
+    community = queries.community_get(scorer_id)
+    if community is None:
+        raise NotFound(NO_COMMUNITY)
+    address = normalize_address(raw_address)
+    with transaction.atomic(durable=True):
+        response = _score(address, community)
+    if response["error"]:
+        raise ScoreCalculationFailed()  # after commit: the error-state score stays saved
+    return response
+
+
+# --- /internal/embed ------------------------------------------------------------------------------------------------
+
+
+def _embed_community(scorer_id: int) -> CommunityRow:
+    resolved = _demo_scorer_if_negative(scorer_id)
+    community = queries.community_get(resolved) if resolved is not None else None
+    if community is None:
+        raise InvalidScorerId()
+    return community
+
+
+def embed_add_stamps(*, raw_address: str, scorer_id: int, credentials: list[Any]) -> dict[str, Any]:
+    address = normalize_address(raw_address)
+    check_stamp_count(len(credentials))
+    rows = to_ceramic_rows([SubmittedStamp(_subject_provider(c), c) for c in credentials])
+    community = _embed_community(scorer_id)
+    with transaction.atomic(durable=True):
+        queries.address_lock(address)
+        stamps_save(
+            address=address,
+            providers_to_replace=[row.provider for row in rows],
+            rows=rows,
+            source_app=SOURCE_APP_EMBED,
+            source_scorer_id=community.id,
+        )
+        score = _score(address, community)
+        return {"success": True, "stamps": live_stamps(address), "score": score}
+
+
+def _subject_provider(credential: Any) -> Any:
+    subject = credential.get("credentialSubject") if isinstance(credential, dict) else None
+    return subject.get("provider") if isinstance(subject, dict) else None
+
+
+def embed_score(*, scorer_id: int, raw_address: str) -> dict[str, Any]:
+    community = _embed_community(scorer_id)
+    address = normalize_address(raw_address)
+    with transaction.atomic(durable=True):
+        score = _score(address, community)
+        return {"success": True, "stamps": live_stamps(address), "score": score}
+
+
+# --- /ceramic-cache ---------------------------------------------------------------------------------------------------
+
+
+def _ceramic_community(scorer_id: int | None = None) -> CommunityRow:
+    resolved = scorer_id if scorer_id is not None else settings.CERAMIC_CACHE_SCORER_ID
+    community = queries.community_get(resolved) if resolved is not None else None
+    if community is None:
+        raise NotFound(CERAMIC_COMMUNITY_MISSING)
+    return community
+
+
+def ceramic_add_stamps(*, address: str, items: list[SubmittedStamp]) -> dict[str, Any]:
+    """POST /ceramic-cache/stamps/bulk: replace the submitted providers, then rescore."""
+    rows = to_ceramic_rows(items)
+    community = _ceramic_community()
+    with transaction.atomic(durable=True):
+        queries.address_lock(address)
+        stamps_save(
+            address=address,
+            providers_to_replace=[row.provider for row in rows],
+            rows=rows,
+            source_app=SOURCE_APP_PASSPORT,
+            source_scorer_id=community.id,
+        )
+        score = _score(address, community)
+        return {"success": True, "stamps": live_stamps(address), "score": score}
+
+
+def ceramic_patch_stamps(*, address: str, items: list[SubmittedStamp]) -> dict[str, Any]:
+    """PATCH: soft-delete every submitted provider (any type); re-add only the items that carry a stamp."""
+    check_stamp_count(len(items))
+    providers = _distinct_providers(items)
+    rows = to_ceramic_rows([item for item in items if item.credential is not None])
+    community = _ceramic_community()
+    with transaction.atomic(durable=True):
+        queries.address_lock(address)
+        stamps_save(
+            address=address, providers_to_replace=providers, rows=rows, source_app=None, source_scorer_id=None, v1_only=False
+        )
+        score = _score(address, community)
+        return {"success": True, "stamps": live_stamps(address), "score": score}
+
+
+def ceramic_delete_stamps(*, address: str, providers: list[Any]) -> dict[str, Any]:
+    check_stamp_count(len(providers))
+    names = _distinct_providers([SubmittedStamp(provider, None) for provider in providers])
+    community = _ceramic_community()
+    with transaction.atomic(durable=True):
+        queries.address_lock(address)
+        if queries.ceramic_soft_delete(address, names, datetime.now(UTC), v1_only=False) == 0:
+            raise NotFound(NOTHING_TO_DELETE)
+        score = _score(address, community)
+        return {"success": True, "stamps": live_stamps(address), "score": score}
+
+
+def _distinct_providers(items: list[SubmittedStamp]) -> list[str]:
+    for index, item in enumerate(items):
+        if not isinstance(item.provider, str) or not item.provider:
+            raise BadRequest(f"Stamp {index}: missing provider.")
+    return list(dict.fromkeys(item.provider for item in items))
+
+
+def ceramic_score(*, address: str, alternate_scorer_id: int | None, use_stored: bool) -> dict[str, Any]:
+    """GET returns a stored, unexpired score as it is (with points); otherwise, and for POST, it rescores."""
+    community = _ceramic_community(alternate_scorer_id)
+    annotate(address=address, scorer_id=community.id)
+    if use_stored:
+        stored = queries.stored_score_get(address, community.id)
+        if stored is not None and not (stored.expiration_date and stored.expiration_date < datetime.now(UTC)):
+            points, possible = None, None
+            if settings.HUMAN_POINTS_ENABLED and community.human_points_program:
+                points, possible = scoring.points_for(address)
+            return score_response(address, stored, points_data=points, possible_points_data=possible)
+    with transaction.atomic(durable=True):
+        return _score(address, community)
+
+
+def ceramic_stamps(*, raw_address: str) -> dict[str, Any]:
+    """GET /ceramic-cache/stamp: read-only (the original's score-if-missing side effect is not kept)."""
+    return {"success": True, "stamps": live_stamps(raw_address.lower())}
+
+
+# --- weights --------------------------------------------------------------------------------------------------------
+
+_weights_cache: dict[int, tuple[float, dict[str, Any]]] = {}
+
+
+def scorer_weights(community_id: int | None) -> dict[str, Any]:
+    """The community's stored scorer weights, cached per worker for WEIGHTS_CACHE_SECONDS (the original: 60 s)."""
+    resolved = community_id if community_id is not None else settings.CERAMIC_CACHE_SCORER_ID
+    now = time.monotonic()
+    if resolved is not None and (hit := _weights_cache.get(resolved)) and now - hit[0] < settings.WEIGHTS_CACHE_SECONDS:
+        return hit[1]
+    weights = queries.scorer_weights_of_community(resolved) if resolved is not None else None
+    if weights is None:
+        raise ScoreCalculationFailed(
+            f"Unable to retrieve configured scorer! settings.CERAMIC_CACHE_SCORER_ID={settings.CERAMIC_CACHE_SCORER_ID}"
+        )
+    _weights_cache[resolved] = (now, weights)
+    return weights

@@ -1,0 +1,16 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import path, re_path
+from django.views.static import serve
+
+from scorer_fast.api import api
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    # Admin assets, collected by `collectstatic`; small enough to serve from the app (no separate web server).
+    re_path(r"^static/(?P<path>.*)$", serve, {"document_root": settings.STATIC_ROOT}),
+    path("", api.urls),
+]
+
+handler404 = "scorer_fast.api.json_404"
+handler500 = "scorer_fast.api.json_500"

@@ -1,0 +1,44 @@
+"""Start-up refusal: production mode needs real secrets, not the original's placeholders or our demo values."""
+
+from django.core.exceptions import ImproperlyConfigured
+
+# The original's defaults and well-known development values: never acceptable in production.
+PLACEHOLDER_SECRET_KEYS = frozenset(
+    {"", "secret-test-value", "dev-secret-key-not-for-production", "scorer-fast-development-only-secret-key"}
+)
+PLACEHOLDER_ISSUERS = frozenset({"did:key:GlMY_1zkc0i11O-wMBWbSiUfIkZiXzFLlAQ89pdfyBA", "did:ethr:0xabczyx"})
+MIN_SECRET_KEY_LENGTH = 32
+
+
+def production_problems(
+    *,
+    secret_key: str,
+    trusted_issuers: list[str],
+    demo_issuer_did: str,
+    ceramic_cache_scorer_id: int | None,
+    database_url: str,
+    debug: bool,
+) -> list[str]:
+    problems = []
+    if secret_key in PLACEHOLDER_SECRET_KEYS or len(secret_key) < MIN_SECRET_KEY_LENGTH:
+        problems.append(f"SECRET_KEY must be a real secret of at least {MIN_SECRET_KEY_LENGTH} characters")
+    if not trusted_issuers:
+        problems.append("TRUSTED_IAM_ISSUERS must list the production IAM issuer DIDs")
+    bad = sorted(set(trusted_issuers) & (PLACEHOLDER_ISSUERS | {demo_issuer_did}))
+    if bad:
+        problems.append(f"TRUSTED_IAM_ISSUERS contains placeholder or demo issuers: {', '.join(bad)}")
+    if not all(isinstance(issuer, str) and issuer.startswith("did:") for issuer in trusted_issuers):
+        problems.append("TRUSTED_IAM_ISSUERS must be a JSON list of DID strings")
+    if ceramic_cache_scorer_id is None:
+        problems.append("CERAMIC_CACHE_SCORER_ID must be set")
+    if not database_url:
+        problems.append("DATABASE_URL must be set (the embedded database is for development only)")
+    if debug:
+        problems.append("DEBUG must be off")
+    return problems
+
+
+def refuse_placeholders_in_production(**values) -> None:
+    problems = production_problems(**values)
+    if problems:
+        raise ImproperlyConfigured("Refusing to start in production mode: " + "; ".join(problems))

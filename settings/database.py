@@ -1,0 +1,37 @@
+"""DATABASE_URL → Django DATABASES entry, tuned for many small stateless workers behind a pooler."""
+
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+def database_from_url(url: str, *, conn_max_age: int, connect_timeout: int, app_name: str) -> dict[str, Any]:
+    parsed = urlparse(url)
+    if parsed.scheme not in {"postgres", "postgresql", "postgresql+psycopg"}:
+        raise ImproperlyConfigured(f"DATABASE_URL must be a postgres:// URL, got scheme {parsed.scheme!r}")
+    query = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
+    host = query.pop("host", None) or (unquote(parsed.hostname) if parsed.hostname else "")
+    options: dict[str, Any] = {
+        "connect_timeout": connect_timeout,
+        "application_name": app_name,
+        # Never prepare statements server-side: a transaction-pooling proxy (pgbouncer, RDS Proxy) may hand
+        # the next statement to another server connection.
+        "prepare_threshold": None,
+        **query,
+    }
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": unquote(parsed.path.lstrip("/")) or "postgres",
+        "USER": unquote(parsed.username or ""),
+        "PASSWORD": unquote(parsed.password or ""),
+        "HOST": host,
+        "PORT": str(parsed.port or ""),
+        "CONN_MAX_AGE": conn_max_age,
+        # A reused connection is pinged first, so workers recover by themselves after a database restart.
+        "CONN_HEALTH_CHECKS": True,
+        # Server-side cursors need a session-long transaction; poolers in transaction mode break them.
+        "DISABLE_SERVER_SIDE_CURSORS": True,
+        "OPTIONS": options,
+        "TEST": {"NAME": query.get("test_name") or None},
+    }

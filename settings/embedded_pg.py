@@ -1,0 +1,51 @@
+"""The embedded PostgreSQL used when DATABASE_URL is unset (development and tests).
+
+`pgserver` ships PostgreSQL binaries in a wheel, so a machine with only Python gets a real server. The server
+listens on a Unix socket inside its data folder and keeps running after the process that started it exits;
+`stop()` ends it.
+"""
+
+import hashlib
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# A Unix socket path may not exceed ~107 bytes; deep checkouts fall back to a short folder under /tmp.
+_MAX_SOCKET_DIR = 80
+
+
+def data_dir() -> Path:
+    configured = os.environ.get("PGSERVER_DATA")
+    path = Path(configured) if configured else REPO_ROOT / ".pgdata"
+    if len(str(path)) > _MAX_SOCKET_DIR:
+        digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
+        path = Path(tempfile.gettempdir()) / f"scorer_fast_pg_{digest}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def ensure_running() -> str:
+    """Start the embedded server if needed and return its connection URL."""
+    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI)
+        warnings.simplefilter("ignore")
+        import pgserver
+
+        server = pgserver.get_server(data_dir(), cleanup_mode=None)
+        return server.get_uri()
+
+
+def stop() -> None:
+    import subprocess
+
+    from pgserver._commands import pg_ctl
+
+    pgdata = data_dir()
+    if not (pgdata / "postmaster.pid").exists():
+        return
+    user = "pgserver" if os.geteuid() == 0 else None
+    try:
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    except subprocess.CalledProcessError:
+        pass  # already stopped

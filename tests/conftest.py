@@ -1,0 +1,71 @@
+"""The test database is real PostgreSQL: the embedded server by default, DATABASE_URL when set.
+
+Its tables come from the models, or from the real schema when SCORER_SCHEMA_SQL names a pg_dump file
+(scripts/test runs the suite both ways).
+"""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from django.apps import apps
+from django.conf import settings
+from django.db import connection
+
+from scorer_fast.db.bootstrap import create_missing_tables, load_schema_sql
+from scorer_fast.services import use_cases
+from scorer_fast.services.scoring import proof_verifier
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_test_environment, django_db_blocker):
+    with django_db_blocker.unblock():
+        original_name = connection.settings_dict["NAME"]
+        test_name = connection.creation._create_test_db(verbosity=0, autoclobber=True, keepdb=False)
+        connection.close()
+        settings.DATABASES["default"]["NAME"] = test_name
+        connection.settings_dict["NAME"] = test_name
+        if schema := os.environ.get("SCORER_SCHEMA_SQL"):
+            load_schema_sql(Path(schema))
+        create_missing_tables()
+    yield
+    with django_db_blocker.unblock():
+        connection.creation.destroy_test_db(original_name, verbosity=0)
+
+
+def scorer_tables() -> list[str]:
+    return [model._meta.db_table for model in apps.get_app_config("scorer_fast").get_models()] + ["auth_user"]
+
+
+@pytest.fixture
+def committed_db(transactional_db):
+    """Real commits (for threads and rollback tests); the unmanaged tables are emptied afterwards."""
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {', '.join(scorer_tables())} RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    proof_verifier().clear()
+    use_cases._weights_cache.clear()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    session.config._scorer_exit_status = int(exitstatus)
+
+
+def pytest_unconfigure(config):
+    """didkit's native runtime may crash the interpreter at shutdown; leave with the real status instead."""
+    status = getattr(config, "_scorer_exit_status", None)
+    if status is None:
+        return
+    if not os.environ.get("DATABASE_URL"):
+        from settings import embedded_pg
+
+        connection.close()
+        embedded_pg.stop()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
