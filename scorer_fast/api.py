@@ -5,7 +5,7 @@ import logging
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, connection
 from django.http import Http404, HttpRequest, HttpResponse
-from ninja import NinjaAPI
+from ninja import NinjaAPI, Status
 from ninja.errors import HttpError, ValidationError
 
 from scorer_fast.errors import DatabaseUnavailable, PayloadTooLarge, ScorerError
@@ -73,7 +73,7 @@ def health(request: HttpRequest):
             cursor.execute("SELECT 1")
     except DatabaseError:
         connection.close_if_unusable_or_obsolete()
-        return 503, {"status": "unavailable", "database": "unreachable"}
+        return Status(503, {"status": "unavailable", "database": "unreachable"})
     return {"status": "ok", "database": "ok"}
 
 

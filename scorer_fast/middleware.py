@@ -1,5 +1,6 @@
 """Per-request context: request id, server span, access log line, CORS, body-size limit, rollout header."""
 
+import hmac
 import logging
 import time
 import uuid
@@ -53,6 +54,8 @@ class RequestContextMiddleware:
             response = HttpResponse(status=200)
         elif path.startswith("/ceramic-cache/") and not self._rollout_allows(request):
             response = error_response(path, 404, "Not Found")
+        elif path.startswith("/internal/") and not self._internal_token_allows(request):
+            response = error_response(path, 401, "Unauthorized")
         elif _content_length(request) > settings.MAX_REQUEST_BODY_BYTES:
             response = error_response(path, 413, f"Request body exceeds {settings.MAX_REQUEST_BODY_BYTES} bytes.")
         else:
@@ -60,6 +63,14 @@ class RequestContextMiddleware:
         for header, value in CORS_HEADERS.items():
             response[header] = value
         return response
+
+    @staticmethod
+    def _internal_token_allows(request: HttpRequest) -> bool:
+        """Off by default: the /internal routes sit behind a private load balancer (decision 7)."""
+        if not settings.REQUIRE_INTERNAL_API_TOKEN:
+            return True
+        expected = settings.CGRANTS_API_TOKEN.encode()
+        return bool(expected) and hmac.compare_digest(request.headers.get("Authorization", "").encode(), expected)
 
     @staticmethod
     def _rollout_allows(request: HttpRequest) -> bool:

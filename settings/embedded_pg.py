@@ -33,6 +33,8 @@ def ensure_running() -> str:
         import pgserver
 
         server = pgserver.get_server(data_dir(), cleanup_mode=None)
+        with server._lock:  # get_server caches the handle; make sure the server behind it still runs
+            server.ensure_postgres_running()
         return server.get_uri()
 
 

@@ -39,8 +39,12 @@ def scorer_tables() -> list[str]:
 
 
 @pytest.fixture
-def committed_db(transactional_db):
-    """Real commits (for threads and rollback tests); the unmanaged tables are emptied afterwards."""
+def committed_db(request):
+    """Real commits (for threads and rollback tests). Django's flush afterwards truncates with CASCADE (it does
+    when available_apps is set), since account_account references auth_user; the unmanaged tables are emptied here."""
+    marker = pytest.mark.django_db(transaction=True, available_apps=list(settings.INSTALLED_APPS))
+    request.node.add_marker(marker)
+    request.getfixturevalue("_django_db_helper")
     yield
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {', '.join(scorer_tables())} RESTART IDENTITY CASCADE")

@@ -1,7 +1,7 @@
 """/ceramic-cache/... — the Passport app's routes, authenticated by the SIWE JWT."""
 
 from django.http import HttpRequest
-from ninja import Router
+from ninja import Router, Status
 
 from scorer_fast.auth import PassportJwt
 from scorer_fast.domain.addresses import normalize_address
@@ -26,7 +26,7 @@ def _own_address(request: HttpRequest, path_address: str) -> str:
 
 @router.post("/stamps/bulk", response={201: StampsWithScoreOut, **_ERRORS})
 def add_stamps(request: HttpRequest, payload: list[CacheStampIn]):
-    return 201, use_cases.ceramic_add_stamps(address=request.auth, items=_items(payload))
+    return Status(201, use_cases.ceramic_add_stamps(address=request.auth, items=_items(payload)))
 
 
 @router.patch("/stamps/bulk", response={200: StampsWithScoreOut, **_ERRORS})

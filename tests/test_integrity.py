@@ -1,0 +1,78 @@
+"""All-or-nothing writes and concurrent writers, on real commits."""
+
+import threading
+
+import pytest
+from django.db import close_old_connections, connection
+from django.test import Client
+
+from scorer_fast.models import HashScorerLink, Score
+from tests import factories
+from tests.credentials import signed_stamp
+from tests.helpers import count_rows
+
+A, B = "0x" + "a" * 40, "0x" + "b" * 40
+
+
+def run_concurrently(count: int, target) -> list:
+    barrier = threading.Barrier(count)
+    results: list = [None] * count
+
+    def worker(index: int) -> None:
+        try:
+            barrier.wait()
+            results[index] = target(index)
+        finally:
+            close_old_connections()
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results
+
+
+def test_a_database_error_mid_request_leaves_nothing_written(committed_db):
+    community = factories.community(weights={"Google": 1})
+    factories.cache_stamp(A, signed_stamp(A, "Google"))
+    with connection.cursor() as cursor:  # the last write of the pipeline fails for real
+        cursor.execute(
+            "CREATE FUNCTION fail_scu() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'boom'; END $$ LANGUAGE plpgsql;"
+            "CREATE TRIGGER fail_scu BEFORE INSERT ON registry_event FOR EACH ROW EXECUTE FUNCTION fail_scu();"
+        )
+    try:
+        response = Client(raise_request_exception=False).get(f"/internal/score/v2/{community.id}/{A}")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER fail_scu ON registry_event; DROP FUNCTION fail_scu();")
+    assert response.status_code == 500 and response.json() == {"detail": "An error has occurred"}
+    for table in ("registry_passport", "registry_score", "registry_stamp", "registry_hashscorerlink", "registry_event"):
+        assert count_rows(table) == 0, table
+
+
+def test_two_addresses_racing_for_one_nullifier_leave_exactly_one_holder(committed_db):
+    community = factories.community(weights={"Google": 1})
+    for address in (A, B):
+        factories.cache_stamp(address, signed_stamp(address, "Google", nullifiers=["v0:contested"]))
+
+    bodies = run_concurrently(2, lambda i: Client().get(f"/internal/score/v2/{community.id}/{(A, B)[i]}"))
+
+    assert [body.status_code for body in bodies] == [200, 200]
+    scores = sorted(body.json()["score"] for body in bodies)
+    assert scores == ["0.00000", "1.00000"]
+    winner = next(body.json()["address"] for body in bodies if body.json()["score"] == "1.00000")
+    assert list(HashScorerLink.objects.values_list("hash", "address")) == [("v0:contested", winner)]
+    loser = next(body.json() for body in bodies if body.json()["address"] != winner)
+    assert loser["stamps"]["Google"]["dedup"] is True
+
+
+def test_concurrent_scoring_of_one_address_keeps_one_set_of_rows(committed_db):
+    community = factories.community(weights={"Google": 1, "Ens": 1})
+    for provider in ("Google", "Ens"):
+        factories.cache_stamp(A, signed_stamp(A, provider))
+    responses = run_concurrently(6, lambda i: Client().get(f"/internal/score/v2/{community.id}/{A}"))
+    assert {response.status_code for response in responses} == {200}
+    assert count_rows("registry_passport") == 1 and Score.objects.count() == 1
+    assert count_rows("registry_stamp") == 2 and count_rows("registry_hashscorerlink") == 2
