@@ -21,9 +21,14 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(models.AccountAPIKey)
 class AccountAPIKeyAdmin(ReadOnlyAdmin):
+    """The primary key embeds the PBKDF2 hash (`<prefix>.<hash>`), so rows get no links and no detail page."""
+
     list_display = ("prefix", "name", "account_id", "revoked", "rate_limit", "embed_rate_limit", "created")
-    exclude = ("id", "hashed_key", "hashed_key_sha256")
+    list_display_links = None
     search_fields = ("prefix", "name")
+
+    def has_view_permission(self, request, obj=None):
+        return obj is None and super().has_view_permission(request)
 
 
 @admin.register(models.Community)

@@ -12,7 +12,7 @@ CORS_HEADERS = {
 
 
 def error_key(path: str) -> str:
-    """`/internal/...` answers `{"detail": ...}` (the embed Lambdas and Django views); the public routes `{"error": ...}`."""
+    """`/internal/...` answers `{"detail": ...}` (embed Lambdas, Django views); public routes `{"error": ...}`."""
     return "detail" if path.startswith("/internal/") else "error"
 
 

@@ -79,7 +79,11 @@ class AddressListMember(Unmanaged):
 
     class Meta(Unmanaged.Meta):
         db_table = "account_addresslistmember"
-        constraints = [models.UniqueConstraint(fields=["address", "list"], name="account_addresslistmember_address_list_id_671a99b1_uniq")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["address", "list"], name="account_addresslistmember_address_list_id_671a99b1_uniq"
+            )
+        ]
 
 
 class Scorer(Unmanaged):
@@ -129,7 +133,9 @@ class Community(Unmanaged):
                 name="unique_deleted_name_per_account",
             ),
             models.UniqueConstraint(
-                fields=["account", "name"], condition=Q(deleted_at__isnull=True), name="unique_non_deleted_name_per_account"
+                fields=["account", "name"],
+                condition=Q(deleted_at__isnull=True),
+                name="unique_non_deleted_name_per_account",
             ),
         ]
 
@@ -275,7 +281,9 @@ class Passport(Unmanaged):
     class Meta(Unmanaged.Meta):
         db_table = "registry_passport"
         constraints = [
-            models.UniqueConstraint(fields=["address", "community"], name="registry_passport_address_community_id_14f7b36b_uniq")
+            models.UniqueConstraint(
+                fields=["address", "community"], name="registry_passport_address_community_id_14f7b36b_uniq"
+            )
         ]
 
 
@@ -312,7 +320,9 @@ class HashScorerLink(Unmanaged):
     class Meta(Unmanaged.Meta):
         db_table = "registry_hashscorerlink"
         constraints = [
-            models.UniqueConstraint(fields=["hash", "community"], name="registry_hashscorerlink_hash_community_id_ea7e08a6_uniq")
+            models.UniqueConstraint(
+                fields=["hash", "community"], name="registry_hashscorerlink_hash_community_id_ea7e08a6_uniq"
+            )
         ]
 
 

@@ -3,7 +3,6 @@
 Used by the demo-data command and the tests; the service itself only verifies.
 """
 
-import asyncio
 import base64
 import json
 from datetime import datetime, timedelta
@@ -119,7 +118,11 @@ def issue_stamp(
             "proofPurpose": "assertionMethod",
             "verificationMethod": issuer + "#controller",
             "type": "EthereumEip712Signature2021",
-            "eip712Domain": {"types": EIP712_TYPES, "primaryType": "Document", "domain": {"name": "VerifiableCredential"}},
+            "eip712Domain": {
+                "types": EIP712_TYPES,
+                "primaryType": "Document",
+                "domain": {"name": "VerifiableCredential"},
+            },
         }
     signed = _run(lambda: didkit.issue_credential(json.dumps(credential), json.dumps(options), jwk))
     return json.loads(signed)

@@ -48,7 +48,9 @@ def community(
     owner = owner or account()
     scorer = Scorer.objects.create(type=scorer_type, exclude_from_weight_updates=False)
     child = WeightedScorer if scorer_type == "WEIGHTED" else BinaryWeightedScorer
-    child.objects.create(scorer_ptr=scorer, weights=weights if weights is not None else {}, threshold=Decimal(threshold))
+    child.objects.create(
+        scorer_ptr=scorer, weights=weights if weights is not None else {}, threshold=Decimal(threshold)
+    )
     return Community.objects.create(
         name=f"community {next(_sequence)}",
         description="test",

@@ -94,7 +94,9 @@ def _other_rsa_pem() -> str:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
 
 
 @pytest.mark.django_db
@@ -111,7 +113,10 @@ def test_bad_tokens_are_refused_with_401(client, ceramic, settings):
 @pytest.mark.django_db
 def test_the_path_address_must_be_the_tokens(client, ceramic):
     response = client.get(f"/ceramic-cache/score/{B}", **auth(rs256_token(A)))
-    assert (response.status_code, response.json()) == (401, {"error": "The address does not match the token's address."})
+    assert (response.status_code, response.json()) == (
+        401,
+        {"error": "The address does not match the token's address."},
+    )
     assert client.get(f"/ceramic-cache/score/{A.upper()[2:]}", **auth(rs256_token(A))).status_code == 401  # no 0x
     assert client.get(f"/ceramic-cache/score/0x{A.upper()[2:]}", **auth(rs256_token(A))).status_code == 200
 
@@ -147,7 +152,9 @@ def test_bulk_post_saves_rows_and_returns_201_with_stamps_and_score(client, cera
         "possible_points_data": None,
         "linked_score": None,
     }
-    assert {(row.source_app, row.source_scorer_id, row.compose_db_save_status) for row in rows} == {(1, ceramic.id, "pending")}
+    assert {(row.source_app, row.source_scorer_id, row.compose_db_save_status) for row in rows} == {
+        (1, ceramic.id, "pending")
+    }
     assert Passport.objects.get().community_id == ceramic.id
 
 
@@ -187,7 +194,10 @@ def test_bad_bulk_posts_write_nothing(client, ceramic, body, status, message):
 def test_a_duplicate_provider_in_one_post_writes_nothing(client, ceramic):
     factories.cache_stamp(A, signed_stamp(A, "Google"))
     response = send(client, "post", "/ceramic-cache/stamps/bulk", items("Google", "Ens", "Google"), rs256_token(A))
-    assert (response.status_code, response.json()) == (400, {"error": "Stamp 2: provider Google is also submitted as stamp 0."})
+    assert (response.status_code, response.json()) == (
+        400,
+        {"error": "Stamp 2: provider Google is also submitted as stamp 0."},
+    )
     assert [(row.provider, row.deleted_at) for row in CeramicCache.objects.all()] == [("Google", None)]
 
 
@@ -214,7 +224,9 @@ def test_a_failure_mid_request_leaves_nothing_half_written(committed_db, setting
             "CREATE TRIGGER fail_scu BEFORE INSERT ON registry_event FOR EACH ROW EXECUTE FUNCTION fail_scu();"
         )
     try:
-        response = send(Client(raise_request_exception=False), "post", "/ceramic-cache/stamps/bulk", items("Google"), rs256_token(A))
+        response = send(
+            Client(raise_request_exception=False), "post", "/ceramic-cache/stamps/bulk", items("Google"), rs256_token(A)
+        )
     finally:
         with connection.cursor() as cursor:
             cursor.execute("DROP TRIGGER fail_scu ON registry_event; DROP FUNCTION fail_scu();")
@@ -231,7 +243,11 @@ def test_patch_replaces_stamped_items_and_removes_the_rest(client, ceramic):
     send(client, "post", "/ceramic-cache/stamps/bulk", items("Google", "Ens", "Github"), rs256_token(A))
     newer = signed_stamp(A, "Google", days_valid=80)
     body = send(
-        client, "patch", "/ceramic-cache/stamps/bulk", [{"provider": "Google", "stamp": newer}, {"provider": "Ens"}], rs256_token(A)
+        client,
+        "patch",
+        "/ceramic-cache/stamps/bulk",
+        [{"provider": "Google", "stamp": newer}, {"provider": "Ens"}],
+        rs256_token(A),
     ).json()
     assert [row.provider for row in live()] == ["Github", "Google"]
     google = live()[1]
@@ -243,7 +259,9 @@ def test_patch_replaces_stamped_items_and_removes_the_rest(client, ceramic):
 @pytest.mark.django_db
 def test_delete_soft_deletes_and_rescores(client, ceramic):
     send(client, "post", "/ceramic-cache/stamps/bulk", items("Google", "Ens"), rs256_token(A))
-    response = send(client, "delete", "/ceramic-cache/stamps/bulk", [{"provider": "Google"}, {"provider": "Nope"}], rs256_token(A))
+    response = send(
+        client, "delete", "/ceramic-cache/stamps/bulk", [{"provider": "Google"}, {"provider": "Nope"}], rs256_token(A)
+    )
     assert response.status_code == 200
     body = response.json()
     assert [stamp["provider"] for stamp in body["stamps"]] == ["Ens"]
@@ -266,7 +284,9 @@ def _stored_score(community, *, expires_in_days: float | None, raw="10", thresho
         last_score_timestamp=datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC),
         evidence={"type": "ThresholdScoreCheck", "success": True, "rawScore": raw, "threshold": threshold},
         stamp_scores={"Google": 10.0},
-        stamps={"Google": {"score": "10.00000", "dedup": False, "expiration_date": "2027-01-01T00:00:00+00:00", "x": 1}},
+        stamps={
+            "Google": {"score": "10.00000", "dedup": False, "expiration_date": "2027-01-01T00:00:00+00:00", "x": 1}
+        },
         expiration_date=None if expires_in_days is None else datetime.now(UTC) + timedelta(days=expires_in_days),
     )
 
@@ -310,7 +330,9 @@ def test_points_data_comes_with_a_stored_score_in_the_programme(client, ceramic,
         HumanPointsConfig.objects.create(action=action, points=points, active=active)
     now = datetime.now(UTC)
     for action, provider, chain_id in (("HKY", "Google", 0), ("HKY", "Ens", 0), ("ISG", "", 0), ("SCB", "", 10)):
-        HumanPoints.objects.create(address=A, action=action, provider=provider, chain_id=chain_id, tx_hash="", timestamp=now)
+        HumanPoints.objects.create(
+            address=A, action=action, provider=provider, chain_id=chain_id, tx_hash="", timestamp=now
+        )
     HumanPointsMultiplier.objects.create(address=A, multiplier=2)
     HumanPointsCommunityQualifiedUsers.objects.create(address=A, community=ceramic)
 
@@ -354,7 +376,10 @@ def test_alternate_scorer_and_post_score_rescore(client, ceramic):
 def test_stamp_list_needs_no_token_and_writes_nothing(client, ceramic):
     row = factories.cache_stamp(A, signed_stamp(A, "Google"))
     response = client.get(f"/ceramic-cache/stamp?address={A.upper()}")
-    assert response.json() == {"success": True, "stamps": [{"id": row.id, "address": A, "provider": "Google", "stamp": row.stamp}]}
+    assert response.json() == {
+        "success": True,
+        "stamps": [{"id": row.id, "address": A, "provider": "Google", "stamp": row.stamp}],
+    }
     assert client.get(f"/ceramic-cache/stamp?address={B}").json() == {"success": True, "stamps": []}
     missing = client.get("/ceramic-cache/stamp")
     assert (missing.status_code, missing.json()) == (400, {"error": "query.address: Field required"})

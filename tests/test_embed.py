@@ -62,7 +62,12 @@ def test_it_saves_the_stamps_rescores_and_returns_both(client, community):
         "linked_score": None,
     }
     for row, stamp in zip(rows, stamps, strict=True):
-        assert (row.type, row.source_app, row.source_scorer_id, row.compose_db_save_status) == (1, 2, community.id, "pending")
+        assert (row.type, row.source_app, row.source_scorer_id, row.compose_db_save_status) == (
+            1,
+            2,
+            community.id,
+            "pending",
+        )
         assert row.proof_value == stamp["proof"]["proofValue"] and row.compose_db_stream_id == ""
         assert row.issuance_date == datetime.fromisoformat(stamp["issuanceDate"])
         assert row.expiration_date == datetime.fromisoformat(stamp["expirationDate"])
@@ -97,7 +102,13 @@ def _signed(count: int) -> list[dict]:
 
 BAD_REQUESTS = [
     ("unknown scorer", A, lambda c: {"scorer_id": 999999, "stamps": _signed(1)}, 400, {"detail": "Invalid scorer_id"}),
-    ("invalid address", "0x12", lambda c: {"scorer_id": c.id, "stamps": _signed(1)}, 400, {"detail": "Invalid address."}),
+    (
+        "invalid address",
+        "0x12",
+        lambda c: {"scorer_id": c.id, "stamps": _signed(1)},
+        400,
+        {"detail": "Invalid address."},
+    ),
     (
         "too many stamps",
         A,
@@ -205,7 +216,10 @@ def test_a_database_failure_mid_request_leaves_the_cache_as_it_was(committed_db)
 
 def test_sixteen_concurrent_posts_leave_one_live_row_per_provider(committed_db):
     community = factories.community(weights=WEIGHTS)
-    bodies = [{"scorer_id": community.id, "stamps": [signed_stamp(A, p, days_valid=10 + i) for p in WEIGHTS]} for i in range(16)]
+    bodies = [
+        {"scorer_id": community.id, "stamps": [signed_stamp(A, p, days_valid=10 + i) for p in WEIGHTS]}
+        for i in range(16)
+    ]
     responses = run_concurrently(16, lambda i: post(Client(), A, bodies[i]))
     assert sorted(response.status_code for response in responses) == [200] * 16
     assert sorted(row.provider for row in live_rows()) == sorted(WEIGHTS)

@@ -44,7 +44,9 @@ def test_a_second_address_gets_the_stamp_marked_as_deduplicated(client, communit
     body = score(client, community, B)
 
     assert body["score"] == "0.00000"
-    assert body["stamps"] == {"Google": {"score": "0.00000", "dedup": True, "expiration_date": duplicate["expirationDate"]}}
+    assert body["stamps"] == {
+        "Google": {"score": "0.00000", "dedup": True, "expiration_date": duplicate["expirationDate"]}
+    }
     assert all(owner == A for owner in holders(community).values())
     assert set(holders(community)) == set(first) | set(second)  # the clash holder gets the back-filled ones
     event = Event.objects.get(action="LDP")
@@ -64,7 +66,9 @@ def test_back_filled_links_take_the_clash_holders_expiry(client, community):
 
 def test_legacy_hash_credentials_deduplicate_too(client, community):
     for address in (A, B):  # legacy stamps: Ed25519 / did:key with a `hash` instead of nullifiers
-        factories.cache_stamp(address, signed_stamp(address, "Google", hash_value="v0:legacy", issuer_jwk=ED25519_ISSUER_JWK))
+        factories.cache_stamp(
+            address, signed_stamp(address, "Google", hash_value="v0:legacy", issuer_jwk=ED25519_ISSUER_JWK)
+        )
     assert score(client, community, A)["score"] == "1.00000"
     assert score(client, community, B)["stamps"]["Google"]["dedup"] is True
 
@@ -79,7 +83,9 @@ def test_the_same_stamp_scores_in_two_communities(client, community):
 
 
 def test_an_expired_claim_is_taken_over(client, community):
-    HashScorerLink.objects.create(hash="v0:n1", address=A, community=community, expires_at=datetime.now(UTC) - timedelta(days=1))
+    HashScorerLink.objects.create(
+        hash="v0:n1", address=A, community=community, expires_at=datetime.now(UTC) - timedelta(days=1)
+    )
     credential = signed_stamp(B, "Google", nullifiers=["v0:n1"])
     factories.cache_stamp(B, credential)
     assert score(client, community, B)["score"] == "1.00000"
@@ -88,7 +94,9 @@ def test_an_expired_claim_is_taken_over(client, community):
 
 
 def test_rescoring_refreshes_the_own_links_expiry(client, community):
-    HashScorerLink.objects.create(hash="v0:n1", address=A, community=community, expires_at=datetime.now(UTC) + timedelta(days=1))
+    HashScorerLink.objects.create(
+        hash="v0:n1", address=A, community=community, expires_at=datetime.now(UTC) + timedelta(days=1)
+    )
     credential = signed_stamp(A, "Google", nullifiers=["v0:n1"], days_valid=60)
     factories.cache_stamp(A, credential)
     score(client, community, A)

@@ -40,8 +40,17 @@ def test_it_scores_signed_stamps_with_the_original_formats(client, partner):
     assert response.status_code == 200
     body = response.json()
     assert list(body) == [
-        "address", "score", "passing_score", "last_score_timestamp", "expiration_timestamp", "threshold",
-        "error", "stamps", "points_data", "possible_points_data", "linked_score",
+        "address",
+        "score",
+        "passing_score",
+        "last_score_timestamp",
+        "expiration_timestamp",
+        "threshold",
+        "error",
+        "stamps",
+        "points_data",
+        "possible_points_data",
+        "linked_score",
     ]
     assert without_timestamp(body) == {
         "address": ADDRESS,
@@ -83,7 +92,9 @@ def test_it_scores_signed_stamps_with_the_original_formats(client, partner):
         "fields": {
             "passport": passport.id,
             "score": "0",
-            "last_score_timestamp": score.last_score_timestamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "last_score_timestamp": score.last_score_timestamp.isoformat(timespec="milliseconds").replace(
+                "+00:00", "Z"
+            ),
             "status": "DONE",
             "error": None,
             "evidence": score.evidence,
@@ -229,7 +240,13 @@ def test_it_saves_an_error_state_score_for_an_unknown_rule(client):
         "linked_score": None,
     }
     score = Score.objects.get()
-    assert (score.status, score.score, score.evidence, score.stamps, score.error) == ("ERROR", None, None, None, "Invalid rule")
+    assert (score.status, score.score, score.evidence, score.stamps, score.error) == (
+        "ERROR",
+        None,
+        None,
+        None,
+        "Invalid rule",
+    )
     assert Stamp.objects.count() == 0 and Event.objects.count() == 0
 
 
@@ -240,11 +257,19 @@ def test_it_applies_customization_weight_overrides(client):
     community = factories.community(owner=owner, weights={"Google": 0.525, "AllowList#vips": 1})
     key = factories.api_key(owner)
     customization = Customization.objects.create(
-        path="partner", scorer=community, use_custom_dashboard_panel=False, body_display_info_tooltip=False,
-        button_action_type="Simple Link", show_explanation_panel=False, partner_name="p", nav_order=0,
+        path="partner",
+        scorer=community,
+        use_custom_dashboard_panel=False,
+        body_display_info_tooltip=False,
+        button_action_type="Simple Link",
+        show_explanation_panel=False,
+        partner_name="p",
+        nav_order=0,
         show_in_top_nav=False,
     )
-    AllowList.objects.create(address_list=AddressList.objects.create(name="vips"), customization=customization, weight="10.0000")
+    AllowList.objects.create(
+        address_list=AddressList.objects.create(name="vips"), customization=customization, weight="10.0000"
+    )
     factories.cache_stamp(ADDRESS, signed_stamp(ADDRESS, "AllowList#vips"))
     factories.cache_stamp(ADDRESS, signed_stamp(ADDRESS, "Google"))
     get_score(client, community.id, ADDRESS, key)

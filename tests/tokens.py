@@ -51,6 +51,7 @@ def legacy_hs256_token(address: str) -> str:
 
 def hs256_token(secret: str, claims: dict) -> str:
     """Signed by hand: PyJWT itself refuses a PEM as an HMAC secret, the key-confusion attack we test against."""
+
     def b64(data: bytes) -> bytes:
         return base64.urlsafe_b64encode(data).rstrip(b"=")
 

@@ -143,7 +143,8 @@ def scorer_weights_of_community(community_id: int) -> dict[str, Any] | None:
 def passport_upsert(address: str, community_id: int) -> int:
     """registry_passport, unique (address, community_id); never updates an existing row."""
     _execute(
-        "INSERT INTO registry_passport (address, community_id) VALUES (%s, %s) ON CONFLICT (address, community_id) DO NOTHING",
+        "INSERT INTO registry_passport (address, community_id) VALUES (%s, %s) "
+        "ON CONFLICT (address, community_id) DO NOTHING",
         [address, community_id],
     )
     return _one("SELECT id FROM registry_passport WHERE address = %s AND community_id = %s", [address, community_id])[0]
@@ -152,7 +153,8 @@ def passport_upsert(address: str, community_id: int) -> int:
 def score_get_or_create(passport_id: int) -> int:
     """registry_score, unique passport_id; a new row starts as PROCESSING with everything else null."""
     _execute(
-        "INSERT INTO registry_score (passport_id, status) VALUES (%s, 'PROCESSING') ON CONFLICT (passport_id) DO NOTHING",
+        "INSERT INTO registry_score (passport_id, status) VALUES (%s, 'PROCESSING') "
+        "ON CONFLICT (passport_id) DO NOTHING",
         [passport_id],
     )
     return _one("SELECT id FROM registry_score WHERE passport_id = %s", [passport_id])[0]
@@ -182,7 +184,8 @@ def score_update(score_id: int, fields: ScoreFields) -> None:
 def stored_score_get(address: str, community_id: int) -> ScoreFields | None:
     row = _one(
         """
-        SELECT s.score, s.status, s.last_score_timestamp, s.error, s.evidence, s.stamp_scores, s.stamps, s.expiration_date
+        SELECT s.score, s.status, s.last_score_timestamp, s.error, s.evidence, s.stamp_scores, s.stamps,
+               s.expiration_date
         FROM registry_score s JOIN registry_passport p ON p.id = s.passport_id
         WHERE p.address = %s AND p.community_id = %s
         """,
@@ -222,7 +225,8 @@ def events_insert(action: str, address: str, community_id: int, documents: list[
 
 def hash_links_get(hashes: list[str], community_id: int) -> dict[str, Link]:
     rows = _rows(
-        "SELECT hash, address, expires_at FROM registry_hashscorerlink WHERE hash = ANY(%s::text[]) AND community_id = %s",
+        "SELECT hash, address, expires_at FROM registry_hashscorerlink "
+        "WHERE hash = ANY(%s::text[]) AND community_id = %s",
         [hashes, community_id],
     )
     return {hash_: Link(address, expires_at) for hash_, address, expires_at in rows}
@@ -431,7 +435,10 @@ def human_points_insert(address: str, awards: list[PointsAward], now: datetime) 
 
 
 def human_points_action_exists(address: str, action: str) -> bool:
-    return _one("SELECT 1 FROM registry_humanpoints WHERE address = %s AND action = %s LIMIT 1", [address, action]) is not None
+    return (
+        _one("SELECT 1 FROM registry_humanpoints WHERE address = %s AND action = %s LIMIT 1", [address, action])
+        is not None
+    )
 
 
 def human_points_action_count(action: str) -> int:

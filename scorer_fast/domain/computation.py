@@ -66,7 +66,11 @@ def compute_score(
             stamps[stamp.provider] = {"score": f"{weight:.5f}", "dedup": False, "expiration_date": expires.isoformat()}
         for provider, credential in deduplicated.items():
             if provider not in stamps:
-                stamps[provider] = {"score": "0.00000", "dedup": True, "expiration_date": credential.get("expirationDate")}
+                stamps[provider] = {
+                    "score": "0.00000",
+                    "dedup": True,
+                    "expiration_date": credential.get("expirationDate"),
+                }
         binary = ONE if total >= config.threshold else ZERO
         evidence = {
             "type": "ThresholdScoreCheck",

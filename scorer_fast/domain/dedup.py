@@ -80,7 +80,9 @@ def plan_lifo(
         for nullifier in nullifiers:
             if nullifier not in view:
                 view[nullifier] = Link(holder.address, holder.expires_at)
-        plan.events.append({"nullifiers": nullifiers, "provider": subject.get("provider"), "community_id": community_id})
+        plan.events.append(
+            {"nullifiers": nullifiers, "provider": subject.get("provider"), "community_id": community_id}
+        )
 
     for nullifier in sorted(view):  # sorted: concurrent writers lock the same rows in the same order
         planned, existing = view[nullifier], links.get(nullifier)

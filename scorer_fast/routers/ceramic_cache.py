@@ -6,7 +6,15 @@ from ninja import Router, Status
 from scorer_fast.auth import PassportJwt
 from scorer_fast.domain.addresses import normalize_address
 from scorer_fast.errors import Unauthorized
-from scorer_fast.schemas import CacheStampIn, DeleteStampIn, ErrorOut, ScoreOut, ScorePostIn, StampsOut, StampsWithScoreOut
+from scorer_fast.schemas import (
+    CacheStampIn,
+    DeleteStampIn,
+    ErrorOut,
+    ScoreOut,
+    ScorePostIn,
+    StampsOut,
+    StampsWithScoreOut,
+)
 from scorer_fast.services import use_cases
 from scorer_fast.services.stamps import SubmittedStamp
 

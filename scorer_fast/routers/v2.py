@@ -11,7 +11,9 @@ from scorer_fast.services.analytics import with_api_usage
 router = Router(tags=["v2"], auth=PartnerApiKey())
 
 
-@router.get("/stamps/{scorer_id}/score/{address}", response={200: ScoreOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut})
+@router.get(
+    "/stamps/{scorer_id}/score/{address}", response={200: ScoreOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut}
+)
 def score_address(request: HttpRequest, scorer_id: str, address: str):
     principal = request.auth
     return with_api_usage(

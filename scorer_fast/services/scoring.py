@@ -49,7 +49,9 @@ def score_address(*, address: str, community: CommunityRow) -> ScoredPassport:
     annotate(stamp_count=len(stamps))
     try:
         with transaction.atomic():  # savepoint: a pipeline failure keeps none of its partial writes
-            fields = _run_pipeline(address=address, community=community, passport_id=passport_id, stamps=stamps, now=now)
+            fields = _run_pipeline(
+                address=address, community=community, passport_id=passport_id, stamps=stamps, now=now
+            )
     except ScoringFailure as failure:
         logger.warning("scoring failed: %s", failure, extra={"community_id": community.id})
         fields = ScoreFields.failed(str(failure))

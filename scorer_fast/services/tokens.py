@@ -43,7 +43,9 @@ def _decode_rs256(token: str) -> dict | None:
 
 def _decode_hs256(token: str) -> dict | None:
     try:
-        claims = jwt.decode(token, settings.SECRET_KEY, algorithms=["HS256"], options={"require": ["exp", "jti"]}, leeway=0)
+        claims = jwt.decode(
+            token, settings.SECRET_KEY, algorithms=["HS256"], options={"require": ["exp", "jti"]}, leeway=0
+        )
     except (jwt.PyJWTError, ValueError):
         return None
     return claims if claims.get("token_type") == "access" else None

@@ -149,7 +149,12 @@ def ceramic_patch_stamps(*, address: str, items: list[SubmittedStamp]) -> dict[s
     with transaction.atomic(durable=True):
         queries.address_lock(address)
         stamps_save(
-            address=address, providers_to_replace=providers, rows=rows, source_app=None, source_scorer_id=None, v1_only=False
+            address=address,
+            providers_to_replace=providers,
+            rows=rows,
+            source_app=None,
+            source_scorer_id=None,
+            v1_only=False,
         )
         score = _score(address, community)
         return {"success": True, "stamps": live_stamps(address), "score": score}

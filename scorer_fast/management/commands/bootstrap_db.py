@@ -10,7 +10,9 @@ class Command(BaseCommand):
     help = "Create the scorer tables in an empty database (from the models, or from --schema-sql). Idempotent."
 
     def add_arguments(self, parser):
-        parser.add_argument("--schema-sql", type=Path, help="load this pg_dump schema file first (only into an empty DB)")
+        parser.add_argument(
+            "--schema-sql", type=Path, help="load this pg_dump schema file first (only into an empty DB)"
+        )
 
     def handle(self, *args, schema_sql: Path | None = None, **options):
         if schema_sql and "registry_score" not in connection.introspection.table_names():

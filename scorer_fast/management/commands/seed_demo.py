@@ -1,0 +1,165 @@
+"""Demo data: a scorer with realistic weights, an API key (printed once), stamps signed by the demo issuer."""
+
+import secrets
+import string
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import jwt
+from django.conf import settings
+from django.contrib.auth.hashers import make_password
+from django.contrib.auth.models import User
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from scorer_fast.demo_issuer import demo_issuer_jwk
+from scorer_fast.models import Account, AccountAPIKey, BinaryWeightedScorer, CeramicCache, Community, Scorer
+from scorer_fast.services.api_keys import sha256_hash
+from scorer_fast.signing import issue_stamp
+
+DEMO_COMMUNITY = "scorer_fast demo"
+# A slice of the Passport weights (as floats, like the original's WeightConfiguration); threshold 20.
+DEMO_WEIGHTS = {
+    "BinanceBABT2": 16.021,
+    "HolonymGovIdProvider": 16.026,
+    "Ens": 0.408,
+    "Google": 0.525,
+    "Github": 0.687,
+    "Linkedin": 1.531,
+    "Discord": 0.516,
+    "SelfStakingGold": 5.081,
+}
+DEMO_ADDRESSES = {
+    "0x" + "d" * 40: ["BinanceBABT2", "SelfStakingGold", "Google", "Github", "Ens"],  # passes
+    "0x" + "e" * 40: ["Google", "Discord", "Linkedin"],  # below the threshold
+    "0x" + "f" * 40: ["Github"],  # shares its Github nullifier with 0xddd…: de-duplicated by LIFO
+}
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def _random(length: int) -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+class Command(BaseCommand):
+    help = "Create (or refresh) the demo scorer, a new demo API key and signed demo stamps; print curl commands."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--env-file", type=Path, help="write CERAMIC_CACHE_SCORER_ID / DEMO_API_SCORER_ID here")
+        parser.add_argument("--base-url", default="http://127.0.0.1:8000")
+
+    @transaction.atomic
+    def handle(self, *args, env_file: Path | None = None, base_url: str = "", **options):
+        community = self._community()
+        key = self._api_key(community.account)
+        self._stamps()
+        if env_file:
+            env_file.write_text(f"CERAMIC_CACHE_SCORER_ID={community.id}\nDEMO_API_SCORER_ID={community.id}\n")
+        self._print_usage(base_url, community.id, key)
+
+    def _community(self) -> Community:
+        existing = Community.objects.filter(name=DEMO_COMMUNITY).select_related("account").first()
+        if existing:
+            BinaryWeightedScorer.objects.filter(scorer_ptr_id=existing.scorer_id).update(weights=DEMO_WEIGHTS)
+            return existing
+        user, _ = User.objects.get_or_create(username="scorer-fast-demo")
+        account, _ = Account.objects.get_or_create(user=user, defaults={"address": "0x" + "c" * 40})
+        scorer = Scorer.objects.create(type="WEIGHTED_BINARY", exclude_from_weight_updates=False)
+        BinaryWeightedScorer.objects.create(scorer_ptr=scorer, weights=DEMO_WEIGHTS, threshold=Decimal("20"))
+        return Community.objects.create(
+            name=DEMO_COMMUNITY,
+            description="demo data from manage.py seed_demo",
+            account=account,
+            scorer=scorer,
+            created_at=datetime.now(UTC),
+            rule="LIFO",
+            human_points_program=False,
+        )
+
+    def _api_key(self, account: Account) -> str:
+        """A fresh key every run (only its hashes are stored, so an old one cannot be printed again)."""
+        AccountAPIKey.objects.filter(account=account, name="demo key").delete()
+        prefix = _random(8)
+        key = f"{prefix}.{_random(32)}"
+        hashed = make_password(key)
+        AccountAPIKey.objects.create(
+            id=f"{prefix}.{hashed}"[:150],
+            prefix=prefix,
+            hashed_key=hashed,
+            hashed_key_sha256=sha256_hash(key),
+            created=datetime.now(UTC),
+            name="demo key",
+            revoked=False,
+            account=account,
+            rate_limit="125/15m",
+            embed_rate_limit="125/15m",
+            create_scorers=False,
+            read_scores=True,
+            submit_passports=True,
+            historical_endpoint=False,
+        )
+        return key
+
+    def _stamps(self) -> None:
+        jwk = demo_issuer_jwk()
+        issued = datetime.now(UTC).replace(microsecond=0)
+        first = next(iter(DEMO_ADDRESSES))
+        for address, providers in DEMO_ADDRESSES.items():
+            CeramicCache.objects.filter(address=address).delete()
+            for provider in providers:
+                owner = first if provider == "Github" else address  # the shared nullifier
+                credential = issue_stamp(
+                    jwk=jwk,
+                    address=address,
+                    provider=provider,
+                    nullifiers=[f"v0:{provider}:{owner}:demo"],
+                    issued=issued,
+                    expires=issued + timedelta(days=90),
+                )
+                CeramicCache.objects.create(
+                    address=address,
+                    provider=provider,
+                    stamp=credential,
+                    created_at=issued,
+                    updated_at=issued,
+                    type=1,
+                    compose_db_save_status="",
+                    compose_db_stream_id="",
+                    proof_value=credential["proof"]["proofValue"],
+                    issuance_date=issued,
+                    expiration_date=issued + timedelta(days=90),
+                    source_app=1,
+                )
+
+    def _print_usage(self, base_url: str, community_id: int, key: str) -> None:
+        passing, failing, duplicate = DEMO_ADDRESSES
+        token = jwt.encode(
+            {
+                "did": f"did:pkh:eip155:1:{passing}",
+                "token_type": "access",
+                "jti": uuid.uuid4().hex,
+                "iat": int(time.time()),
+                "exp": int(time.time()) + 7 * 24 * 3600,
+            },
+            settings.SECRET_KEY,
+            algorithm="HS256",
+        )
+        self.stdout.write(
+            f"""
+Demo scorer: community {community_id} (threshold 20). Demo API key (shown once): {key}
+Stamps signed by {settings.DEMO_ISSUER_DID} for {passing} (passes), {failing} (below) and {duplicate} (LIFO duplicate).
+
+  curl -s -H 'X-API-Key: {key}' {base_url}/v2/stamps/{community_id}/score/{passing}
+  curl -s -H 'X-API-Key: {key}' {base_url}/v2/stamps/{community_id}/score/{failing}
+  curl -s -H 'X-API-Key: {key}' {base_url}/v2/stamps/{community_id}/score/{duplicate}
+  curl -s -H 'X-API-Key: {key}' {base_url}/internal/embed/validate-api-key
+  curl -s {base_url}/internal/embed/score/{community_id}/{passing}
+  curl -s -H 'Authorization: Bearer {token}' {base_url}/ceramic-cache/score/{passing}
+  curl -s '{base_url}/ceramic-cache/stamp?address={passing}'
+  curl -s {base_url}/ceramic-cache/weights
+  OpenAPI page: {base_url}/docs     Health: {base_url}/health     Admin: {base_url}/admin/
+"""
+        )
