@@ -1,7 +1,6 @@
 """Rows for tests, written through the unmanaged models (plain mappings of the existing tables)."""
 
 import secrets
-import string
 from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import count
@@ -19,10 +18,9 @@ from scorer_fast.models import (
     Scorer,
     WeightedScorer,
 )
-from scorer_fast.services.api_keys import sha256_hash
+from scorer_fast.services.api_keys import new_api_key, sha256_hash
 
 _sequence = count(1)
-ALPHABET = string.ascii_letters + string.digits
 
 
 def address_of(n: int) -> str:
@@ -67,8 +65,8 @@ def api_key(
     owner: Account, *, storage: str = "sha256", revoked: bool = False, embed_rate_limit: str | None = "125/15m"
 ) -> str:
     """Create a key; storage is "sha256" (fast path), "pbkdf2" (legacy, migrates on use) or "sha256_in_hashed_key"."""
-    prefix = "".join(secrets.choice(ALPHABET) for _ in range(8))
-    key = prefix + "." + "".join(secrets.choice(ALPHABET) for _ in range(32))
+    key = new_api_key()
+    prefix = key.split(".")[0]
     pbkdf2 = PBKDF2PasswordHasher().encode(key, "testsalt1234", iterations=1000)
     hashed_key, hashed_sha = {
         "sha256": (pbkdf2, sha256_hash(key)),

@@ -20,7 +20,7 @@ from scorer_fast.models import (
 )
 from tests import factories
 from tests.credentials import signed_stamp
-from tests.helpers import count_rows, iso, without_timestamp
+from tests.helpers import count_rows, failing_event_inserts, iso, without_timestamp
 from tests.test_integrity import run_concurrently
 from tests.tokens import RSA_PUBLIC_PEM, hs256_token, legacy_hs256_token, rs256_token, siwe_claims
 
@@ -213,23 +213,14 @@ def test_sixteen_concurrent_bulk_posts_leave_one_live_row_per_provider(committed
 
 
 def test_a_failure_mid_request_leaves_nothing_half_written(committed_db, settings):
-    from django.db import connection
 
     settings.SIWE_JWT_PUBLIC_KEY = RSA_PUBLIC_PEM
     settings.CERAMIC_CACHE_SCORER_ID = factories.community(weights=WEIGHTS).id
     before = factories.cache_stamp(A, signed_stamp(A, "Google"))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE FUNCTION fail_scu() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'boom'; END $$ LANGUAGE plpgsql;"
-            "CREATE TRIGGER fail_scu BEFORE INSERT ON registry_event FOR EACH ROW EXECUTE FUNCTION fail_scu();"
-        )
-    try:
+    with failing_event_inserts():
         response = send(
             Client(raise_request_exception=False), "post", "/ceramic-cache/stamps/bulk", items("Google"), rs256_token(A)
         )
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("DROP TRIGGER fail_scu ON registry_event; DROP FUNCTION fail_scu();")
     assert response.status_code == 500 and response.json() == {"error": "An error has occurred"}
     assert [(row.id, row.deleted_at) for row in CeramicCache.objects.all()] == [(before.id, None)]
     assert count_rows("registry_score") == 0

@@ -12,7 +12,7 @@ from django.test import Client
 from scorer_fast.models import CeramicCache, Revocation, Score
 from tests import factories
 from tests.credentials import signed_stamp
-from tests.helpers import count_rows, iso, without_timestamp
+from tests.helpers import count_rows, failing_event_inserts, iso, without_timestamp
 from tests.test_integrity import run_concurrently
 
 A = "0x" + "a" * 40
@@ -198,17 +198,9 @@ def test_an_internal_token_can_be_required(client, community, settings):
 def test_a_database_failure_mid_request_leaves_the_cache_as_it_was(committed_db):
     community = factories.community(weights=WEIGHTS)
     before = factories.cache_stamp(A, signed_stamp(A, "Google"))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE FUNCTION fail_scu() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'boom'; END $$ LANGUAGE plpgsql;"
-            "CREATE TRIGGER fail_scu BEFORE INSERT ON registry_event FOR EACH ROW EXECUTE FUNCTION fail_scu();"
-        )
-    try:
+    with failing_event_inserts():
         body = {"scorer_id": community.id, "stamps": [signed_stamp(A, "Google", days_valid=9), signed_stamp(A, "Ens")]}
         response = post(Client(raise_request_exception=False), A, body)
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("DROP TRIGGER fail_scu ON registry_event; DROP FUNCTION fail_scu();")
     assert response.status_code == 500
     assert [(row.id, row.deleted_at) for row in CeramicCache.objects.all()] == [(before.id, None)]
     assert count_rows("registry_score") == 0

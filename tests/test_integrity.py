@@ -8,7 +8,7 @@ from django.test import Client
 from scorer_fast.models import HashScorerLink, Score
 from tests import factories
 from tests.credentials import signed_stamp
-from tests.helpers import count_rows
+from tests.helpers import count_rows, failing_event_inserts
 
 A, B = "0x" + "a" * 40, "0x" + "b" * 40
 
@@ -36,16 +36,8 @@ def run_concurrently(count: int, target) -> list:
 def test_a_database_error_mid_request_leaves_nothing_written(committed_db):
     community = factories.community(weights={"Google": 1})
     factories.cache_stamp(A, signed_stamp(A, "Google"))
-    with connection.cursor() as cursor:  # the last write of the pipeline fails for real
-        cursor.execute(
-            "CREATE FUNCTION fail_scu() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'boom'; END $$ LANGUAGE plpgsql;"
-            "CREATE TRIGGER fail_scu BEFORE INSERT ON registry_event FOR EACH ROW EXECUTE FUNCTION fail_scu();"
-        )
-    try:
+    with failing_event_inserts():
         response = Client(raise_request_exception=False).get(f"/internal/score/v2/{community.id}/{A}")
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("DROP TRIGGER fail_scu ON registry_event; DROP FUNCTION fail_scu();")
     assert response.status_code == 500 and response.json() == {"detail": "An error has occurred"}
     for table in ("registry_passport", "registry_score", "registry_stamp", "registry_hashscorerlink", "registry_event"):
         assert count_rows(table) == 0, table

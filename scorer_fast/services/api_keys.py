@@ -2,6 +2,8 @@
 
 import hashlib
 import hmac
+import secrets
+import string
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -15,6 +17,15 @@ class ApiKeyPrincipal:
     key_id: str
     account_id: int
     embed_rate_limit: str | None
+
+
+KEY_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_api_key() -> str:
+    """`<8-char prefix>.<32-char secret>`, the original's format (djangorestframework-api-key)."""
+    prefix = "".join(secrets.choice(KEY_ALPHABET) for _ in range(8))
+    return prefix + "." + "".join(secrets.choice(KEY_ALPHABET) for _ in range(32))
 
 
 def sha256_hash(key: str) -> str:

@@ -2,6 +2,7 @@
 leaves the atomic block (rolling back) before ninja's handler renders it."""
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -86,17 +87,18 @@ def embed_add_stamps(*, raw_address: str, scorer_id: int, credentials: list[Any]
     check_stamp_count(len(credentials))
     rows = to_ceramic_rows([SubmittedStamp(_subject_provider(c), c) for c in credentials])
     community = _embed_community(scorer_id)
-    with transaction.atomic(durable=True):
-        queries.address_lock(address)
-        stamps_save(
+    replace = [row.provider for row in rows]
+    return _write_then_score(
+        address,
+        community,
+        lambda: stamps_save(
             address=address,
-            providers_to_replace=[row.provider for row in rows],
+            providers_to_replace=replace,
             rows=rows,
             source_app=SOURCE_APP_EMBED,
             source_scorer_id=community.id,
-        )
-        score = _score(address, community)
-        return {"success": True, "stamps": live_stamps(address), "score": score}
+        ),
+    )
 
 
 def _subject_provider(credential: Any) -> Any:
@@ -106,8 +108,15 @@ def _subject_provider(credential: Any) -> Any:
 
 def embed_score(*, scorer_id: int, raw_address: str) -> dict[str, Any]:
     community = _embed_community(scorer_id)
-    address = normalize_address(raw_address)
+    return _write_then_score(normalize_address(raw_address), community, write=None)
+
+
+def _write_then_score(address: str, community: CommunityRow, write: Callable[[], None] | None) -> dict[str, Any]:
+    """One transaction: the address's writers take turns, the write (if any), a rescore, the live stamps."""
     with transaction.atomic(durable=True):
+        queries.address_lock(address)
+        if write is not None:
+            write()
         score = _score(address, community)
         return {"success": True, "stamps": live_stamps(address), "score": score}
 
@@ -127,17 +136,18 @@ def ceramic_add_stamps(*, address: str, items: list[SubmittedStamp]) -> dict[str
     """POST /ceramic-cache/stamps/bulk: replace the submitted providers, then rescore."""
     rows = to_ceramic_rows(items)
     community = _ceramic_community()
-    with transaction.atomic(durable=True):
-        queries.address_lock(address)
-        stamps_save(
+    replace = [row.provider for row in rows]
+    return _write_then_score(
+        address,
+        community,
+        lambda: stamps_save(
             address=address,
-            providers_to_replace=[row.provider for row in rows],
+            providers_to_replace=replace,
             rows=rows,
             source_app=SOURCE_APP_PASSPORT,
             source_scorer_id=community.id,
-        )
-        score = _score(address, community)
-        return {"success": True, "stamps": live_stamps(address), "score": score}
+        ),
+    )
 
 
 def ceramic_patch_stamps(*, address: str, items: list[SubmittedStamp]) -> dict[str, Any]:
@@ -145,31 +155,29 @@ def ceramic_patch_stamps(*, address: str, items: list[SubmittedStamp]) -> dict[s
     check_stamp_count(len(items))
     providers = _distinct_providers(items)
     rows = to_ceramic_rows([item for item in items if item.credential is not None])
-    community = _ceramic_community()
-    with transaction.atomic(durable=True):
-        queries.address_lock(address)
-        stamps_save(
+    return _write_then_score(
+        address,
+        _ceramic_community(),
+        lambda: stamps_save(
             address=address,
             providers_to_replace=providers,
             rows=rows,
             source_app=None,
             source_scorer_id=None,
             v1_only=False,
-        )
-        score = _score(address, community)
-        return {"success": True, "stamps": live_stamps(address), "score": score}
+        ),
+    )
 
 
 def ceramic_delete_stamps(*, address: str, providers: list[Any]) -> dict[str, Any]:
     check_stamp_count(len(providers))
     names = _distinct_providers([SubmittedStamp(provider, None) for provider in providers])
-    community = _ceramic_community()
-    with transaction.atomic(durable=True):
-        queries.address_lock(address)
+
+    def soft_delete() -> None:
         if queries.ceramic_soft_delete(address, names, datetime.now(UTC), v1_only=False) == 0:
             raise NotFound(NOTHING_TO_DELETE)
-        score = _score(address, community)
-        return {"success": True, "stamps": live_stamps(address), "score": score}
+
+    return _write_then_score(address, _ceramic_community(), soft_delete)
 
 
 def _distinct_providers(items: list[SubmittedStamp]) -> list[str]:

@@ -1,7 +1,5 @@
 """Demo data: a scorer with realistic weights, an API key (printed once), stamps signed by the demo issuer."""
 
-import secrets
-import string
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -17,7 +15,7 @@ from django.db import transaction
 
 from scorer_fast.demo_issuer import demo_issuer_jwk
 from scorer_fast.models import Account, AccountAPIKey, BinaryWeightedScorer, CeramicCache, Community, Scorer
-from scorer_fast.services.api_keys import sha256_hash
+from scorer_fast.services.api_keys import new_api_key, sha256_hash
 from scorer_fast.signing import issue_stamp
 
 DEMO_COMMUNITY = "scorer_fast demo"
@@ -37,11 +35,6 @@ DEMO_ADDRESSES = {
     "0x" + "e" * 40: ["Google", "Discord", "Linkedin"],  # below the threshold
     "0x" + "f" * 40: ["Github"],  # shares its Github nullifier with 0xddd…: de-duplicated by LIFO
 }
-_ALPHABET = string.ascii_letters + string.digits
-
-
-def _random(length: int) -> str:
-    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
 
 
 class Command(BaseCommand):
@@ -82,8 +75,8 @@ class Command(BaseCommand):
     def _api_key(self, account: Account) -> str:
         """A fresh key every run (only its hashes are stored, so an old one cannot be printed again)."""
         AccountAPIKey.objects.filter(account=account, name="demo key").delete()
-        prefix = _random(8)
-        key = f"{prefix}.{_random(32)}"
+        key = new_api_key()
+        prefix = key.split(".")[0]
         hashed = make_password(key)
         AccountAPIKey.objects.create(
             id=f"{prefix}.{hashed}"[:150],
