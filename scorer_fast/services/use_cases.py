@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import transaction
 
 from scorer_fast.db import queries
-from scorer_fast.db.queries import CommunityRow
+from scorer_fast.db.queries import CommunityRow, NewCeramicRow
 from scorer_fast.domain.addresses import normalize_address
 from scorer_fast.domain.formats import score_response
 from scorer_fast.errors import BadRequest, InvalidScorerId, NotFound, ScoreCalculationFailed
@@ -87,18 +87,7 @@ def embed_add_stamps(*, raw_address: str, scorer_id: int, credentials: list[Any]
     check_stamp_count(len(credentials))
     rows = to_ceramic_rows([SubmittedStamp(_subject_provider(c), c) for c in credentials])
     community = _embed_community(scorer_id)
-    replace = [row.provider for row in rows]
-    return _write_then_score(
-        address,
-        community,
-        lambda: stamps_save(
-            address=address,
-            providers_to_replace=replace,
-            rows=rows,
-            source_app=SOURCE_APP_EMBED,
-            source_scorer_id=community.id,
-        ),
-    )
+    return _add_stamps_and_score(address, community, rows, source_app=SOURCE_APP_EMBED)
 
 
 def _subject_provider(credential: Any) -> Any:
@@ -109,6 +98,23 @@ def _subject_provider(credential: Any) -> Any:
 def embed_score(*, scorer_id: int, raw_address: str) -> dict[str, Any]:
     community = _embed_community(scorer_id)
     return _write_then_score(normalize_address(raw_address), community, write=None)
+
+
+def _add_stamps_and_score(
+    address: str, community: CommunityRow, rows: list[NewCeramicRow], *, source_app: int
+) -> dict[str, Any]:
+    """POST semantics (§5): the submitted providers' live rows are replaced; rows are attributed to the scorer."""
+    return _write_then_score(
+        address,
+        community,
+        lambda: stamps_save(
+            address=address,
+            providers_to_replace=[row.provider for row in rows],
+            rows=rows,
+            source_app=source_app,
+            source_scorer_id=community.id,
+        ),
+    )
 
 
 def _write_then_score(address: str, community: CommunityRow, write: Callable[[], None] | None) -> dict[str, Any]:
@@ -136,18 +142,7 @@ def ceramic_add_stamps(*, address: str, items: list[SubmittedStamp]) -> dict[str
     """POST /ceramic-cache/stamps/bulk: replace the submitted providers, then rescore."""
     rows = to_ceramic_rows(items)
     community = _ceramic_community()
-    replace = [row.provider for row in rows]
-    return _write_then_score(
-        address,
-        community,
-        lambda: stamps_save(
-            address=address,
-            providers_to_replace=replace,
-            rows=rows,
-            source_app=SOURCE_APP_PASSPORT,
-            source_scorer_id=community.id,
-        ),
-    )
+    return _add_stamps_and_score(address, community, rows, source_app=SOURCE_APP_PASSPORT)
 
 
 def ceramic_patch_stamps(*, address: str, items: list[SubmittedStamp]) -> dict[str, Any]:
