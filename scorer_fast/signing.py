@@ -12,6 +12,7 @@ import didkit
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from scorer_fast.domain.addresses import did_for
+from scorer_fast.domain.proofs import thread_loop
 
 EIP712_TYPES = {
     "EIP712Domain": [{"name": "name", "type": "string"}],
@@ -64,9 +65,7 @@ def _run(coroutine_factory) -> Any:
     async def runner():
         return await coroutine_factory()
 
-    from scorer_fast.domain.proofs import _thread_loop
-
-    return _thread_loop().run_until_complete(runner())
+    return thread_loop().run_until_complete(runner())
 
 
 def _iso_z(moment: datetime) -> str:

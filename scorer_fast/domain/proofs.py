@@ -18,7 +18,7 @@ _PROOF_OPTIONS = json.dumps({"proofPurpose": "assertionMethod"})
 _thread_state = threading.local()
 
 
-def _thread_loop() -> asyncio.AbstractEventLoop:
+def thread_loop() -> asyncio.AbstractEventLoop:
     loop = getattr(_thread_state, "loop", None)
     if loop is None or loop.is_closed():
         loop = asyncio.new_event_loop()
@@ -55,7 +55,7 @@ class ProofVerifier:
         verdicts: list[bool | None] = [self._cached(key) for key in keys]
         missing = [index for index, verdict in enumerate(verdicts) if verdict is None]
         if missing:
-            results = _thread_loop().run_until_complete(_verify_documents([documents[i] for i in missing]))
+            results = thread_loop().run_until_complete(_verify_documents([documents[i] for i in missing]))
             for index, result in zip(missing, results, strict=True):
                 verdicts[index] = _verdict(result)
                 self._store(keys[index], verdicts[index])
