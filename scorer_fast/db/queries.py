@@ -141,23 +141,34 @@ def scorer_weights_of_community(community_id: int) -> dict[str, Any] | None:
 
 
 def passport_upsert(address: str, community_id: int) -> int:
-    """registry_passport, unique (address, community_id); never updates an existing row."""
-    _execute(
-        "INSERT INTO registry_passport (address, community_id) VALUES (%s, %s) "
-        "ON CONFLICT (address, community_id) DO NOTHING",
-        [address, community_id],
-    )
-    return _one("SELECT id FROM registry_passport WHERE address = %s AND community_id = %s", [address, community_id])[0]
+    """registry_passport, unique (address, community_id); never updates an existing row. One round trip."""
+    return _one(
+        """
+        WITH inserted AS (
+            INSERT INTO registry_passport (address, community_id) VALUES (%s, %s)
+            ON CONFLICT (address, community_id) DO NOTHING RETURNING id
+        )
+        SELECT id FROM inserted
+        UNION ALL SELECT id FROM registry_passport WHERE address = %s AND community_id = %s
+        LIMIT 1
+        """,
+        [address, community_id, address, community_id],
+    )[0]
 
 
 def score_get_or_create(passport_id: int) -> int:
     """registry_score, unique passport_id; a new row starts as PROCESSING with everything else null."""
-    _execute(
-        "INSERT INTO registry_score (passport_id, status) VALUES (%s, 'PROCESSING') "
-        "ON CONFLICT (passport_id) DO NOTHING",
-        [passport_id],
-    )
-    return _one("SELECT id FROM registry_score WHERE passport_id = %s", [passport_id])[0]
+    return _one(
+        """
+        WITH inserted AS (
+            INSERT INTO registry_score (passport_id, status) VALUES (%s, 'PROCESSING')
+            ON CONFLICT (passport_id) DO NOTHING RETURNING id
+        )
+        SELECT id FROM inserted UNION ALL SELECT id FROM registry_score WHERE passport_id = %s
+        LIMIT 1
+        """,
+        [passport_id, passport_id],
+    )[0]
 
 
 def score_update(score_id: int, fields: ScoreFields) -> None:
@@ -200,7 +211,13 @@ def stored_score_get(address: str, community_id: int) -> ScoreFields | None:
 
 
 def stamps_replace(passport_id: int, kept: list[CachedStamp]) -> None:
-    """registry_stamp holds exactly the kept stamps of the latest scoring."""
+    """registry_stamp holds exactly the kept stamps of the latest scoring. When the stored rows already say
+    the same (the usual rescoring), they are left alone instead of being deleted and written again."""
+    stored = _rows("SELECT provider, credential FROM registry_stamp WHERE passport_id = %s ORDER BY id", [passport_id])
+    if [(provider, _json_value(credential)) for provider, credential in stored] == [
+        (stamp.provider, stamp.credential) for stamp in kept
+    ]:
+        return
     _execute("DELETE FROM registry_stamp WHERE passport_id = %s", [passport_id])
     if kept:
         values = ", ".join(["(%s, %s, %s::jsonb)"] * len(kept))

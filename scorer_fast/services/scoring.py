@@ -48,10 +48,9 @@ def score_address(*, address: str, community: CommunityRow) -> ScoredPassport:
     stamps = queries.ceramic_stamps_for_scoring(address)
     annotate(stamp_count=len(stamps))
     try:
-        with transaction.atomic():  # savepoint: a pipeline failure keeps none of its partial writes
-            fields = _run_pipeline(
-                address=address, community=community, passport_id=passport_id, stamps=stamps, now=now
-            )
+        # No savepoint needed: a ScoringFailure comes before the pipeline's first write, or after the LIFO
+        # savepoints have rolled back their own attempts, so nothing partial is left to undo.
+        fields = _run_pipeline(address=address, community=community, passport_id=passport_id, stamps=stamps, now=now)
     except ScoringFailure as failure:
         logger.warning("scoring failed: %s", failure, extra={"community_id": community.id})
         fields = ScoreFields.failed(str(failure))
@@ -113,10 +112,11 @@ def _deduplicate(*, address: str, community_id: int, stamps: list[CachedStamp], 
             multi_nullifier=settings.FF_MULTI_NULLIFIER,
         )
         try:
-            with transaction.atomic():
-                queries.hash_links_insert(plan.inserts, community_id)
-                if not all(queries.hash_link_update(change, community_id) for change in plan.updates):
-                    raise _LostRace()
+            if plan.inserts or plan.updates:  # the savepoint costs two round trips: only when writing
+                with transaction.atomic():
+                    queries.hash_links_insert(plan.inserts, community_id)
+                    if not all(queries.hash_link_update(change, community_id) for change in plan.updates):
+                        raise _LostRace()
         except (IntegrityError, _LostRace) as exc:
             logger.info("hash link conflict, re-planning", extra={"attempt": attempt, "reason": type(exc).__name__})
             continue
