@@ -17,7 +17,12 @@ errorlog = "-"
 
 
 def worker_exit(server, worker):
-    """didkit's native runtime can crash the interpreter at shutdown (SIGSEGV/SIGABRT): leave directly."""
+    """didkit's native runtime can crash the interpreter at shutdown (SIGSEGV/SIGABRT): leave directly, with the
+    status the worker is exiting with (gunicorn calls this from a `finally` around its sys.exit), so the master
+    still sees a boot failure (status 3) and stops instead of respawning forever."""
+    exc = sys.exc_info()[1]
+    code = exc.code if isinstance(exc, SystemExit) else 0
+    status = code if isinstance(code, int) else 1 if code else 0
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    os._exit(status)

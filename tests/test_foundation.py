@@ -122,3 +122,15 @@ def test_demo_data_gives_working_curl_commands(client, tmp_path, settings):
     assert duplicate["stamps"]["Github"]["dedup"] is True
     call_command("seed_demo", stdout=io.StringIO())  # idempotent: runs again, rotates the key
     assert client.get(f"/v2/stamps/{community_id}/score/0x{'d' * 40}", HTTP_X_API_KEY=key).status_code == 401
+
+
+@pytest.mark.parametrize("exit_code, expected", [(3, 3), (0, 0), (None, 0)])
+def test_the_gunicorn_exit_hook_keeps_the_workers_exit_status(exit_code, expected):
+    """It leaves with os._exit (didkit may crash a normal shutdown) but must not hide a boot failure (3)."""
+    code = (
+        "import runpy, sys\n"
+        "hook = runpy.run_path('gunicorn.conf.py')['worker_exit']\n"
+        f"try:\n    sys.exit({exit_code})\nfinally:\n    hook(None, None)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True)
+    assert result.returncode == expected
