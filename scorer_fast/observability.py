@@ -3,6 +3,7 @@
 import contextvars
 import json
 import logging
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +14,12 @@ from opentelemetry import trace
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 tracer = trace.get_tracer("scorer_fast")
 
+# Defense in depth: whatever a message or traceback quotes (a failing SQL statement, say), these never leave.
+_REDACTIONS = (
+    (re.compile(r'(\\*"(?:proofValue|jws)\\*"\s*:\s*\\*")[^"\\]+'), r"\1***"),
+    (re.compile(r"\beyJ[\w-]+\.[\w-]+\.[\w-]*"), "***jwt***"),
+    (re.compile(r"\b([A-Za-z0-9]{8})\.[A-Za-z0-9]{32}\b"), r"\1.***"),
+)
 _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
 
@@ -33,10 +40,16 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return redact(json.dumps(entry, default=str))
 
 
 JsonFormatter.converter = time.gmtime
+
+
+def redact(text: str) -> str:
+    for pattern, replacement in _REDACTIONS:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def configure_tracing(*, service_name: str, otlp_endpoint: str) -> None:

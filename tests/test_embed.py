@@ -244,3 +244,18 @@ def test_with_the_database_down_routes_answer_503_quickly_and_recover(committed_
     finally:
         embedded_pg.ensure_running()
     assert Client().get(f"/internal/embed/score/{community.id}/{A}").status_code == 200
+
+
+@pytest.mark.django_db
+def test_values_the_database_cannot_store_are_a_400_not_a_500(client, community):
+    credential = signed_stamp(A, "Google")
+    credential["credentialSubject"]["note"] = "nul \u0000 inside"
+    response = post(client, A, {"scorer_id": community.id, "stamps": [credential]})
+    assert (response.status_code, response.json()) == (
+        400,
+        {"detail": "The request holds a value the database cannot store (such as a NUL character)."},
+    )
+    assert count_rows("ceramic_cache_ceramiccache") == 0
+    owner = factories.account()
+    key = factories.api_key(owner)
+    assert client.get(f"/v2/stamps/ab%00c/score/{A}", HTTP_X_API_KEY=key).status_code == 400

@@ -58,3 +58,19 @@ def test_each_request_logs_one_json_line_without_secrets(client, caplog):
     assert line["route"] == "v2/stamps/<scorer_id>/score/<address>" and line["duration_ms"] > 0
     everything = "\n".join(JsonFormatter().format(record) for record in caplog.records)
     assert key not in everything and key.split(".")[1] not in everything
+
+
+def test_proofs_keys_and_tokens_are_redacted_from_any_log_line():
+    from scorer_fast.observability import redact
+
+    credential = signed_stamp(A, "Google")
+    proof = credential["proof"]["proofValue"]
+    key = "AbCdEfGh." + "x1" * 16
+    token = "eyJhbGciOiJIUzI1NiJ9.eyJkaWQiOiJ4In0.c2lnbmF0dXJl"
+    record = logging.LogRecord(
+        "t", logging.ERROR, "", 0, "failed: %s %s %s", (json.dumps(credential), key, token), None
+    )
+    line = JsonFormatter().format(record)
+    assert proof not in line and key not in line and token not in line
+    assert "AbCdEfGh.***" in line and "***jwt***" in line and '\\"proofValue\\": \\"***' in line
+    assert redact('{\\\\"jws\\\\": \\\\"abc.def\\\\"}') == '{\\\\"jws\\\\": \\\\"***\\\\"}'
