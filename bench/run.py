@@ -246,6 +246,10 @@ def main() -> None:
     per_credential = (cold["p50_ms"] - warm["p50_ms"]) / STAMPS_PER_ADDRESS
     print(f"\ncold cost per credential ≈ {per_credential:.2f} ms (p50 difference / {STAMPS_PER_ADDRESS})")
     print(f"peak RSS per worker (VmHWM): {peaks} MB")
+    if not os.environ.get("DATABASE_URL"):
+        from settings import embedded_pg
+
+        embedded_pg.stop()
     sys.stdout.flush()
     os._exit(0)
 
