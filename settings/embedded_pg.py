@@ -28,19 +28,17 @@ def data_dir() -> Path:
 
 def ensure_running() -> str:
     """Start the embedded server if needed and return its connection URL."""
-    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI)
-        warnings.simplefilter("ignore")
-        import pgserver
-
-        server = pgserver.get_server(data_dir(), cleanup_mode=None)
-        with server._lock:  # get_server caches the handle; make sure the server behind it still runs
-            server.ensure_postgres_running()
-        return server.get_uri()
+    pgserver = _import_pgserver()
+    server = pgserver.get_server(data_dir(), cleanup_mode=None)
+    with server._lock:  # get_server caches the handle; make sure the server behind it still runs
+        server.ensure_postgres_running()
+    return server.get_uri()
 
 
 def stop() -> None:
     import subprocess
 
+    _import_pgserver()
     from pgserver._commands import pg_ctl
 
     pgdata = data_dir()
@@ -51,3 +49,11 @@ def stop() -> None:
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
     except subprocess.CalledProcessError:
         pass  # already stopped
+
+
+def _import_pgserver():
+    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI)
+        warnings.simplefilter("ignore")
+        import pgserver
+
+    return pgserver
