@@ -118,10 +118,11 @@ def _add_stamps_and_score(
 
 
 def _write_then_score(address: str, community: CommunityRow, write: Callable[[], None] | None) -> dict[str, Any]:
-    """One transaction: the address's writers take turns, the write (if any), a rescore, the live stamps."""
+    """One transaction: the write (if any, under the address lock that scoring takes too), a rescore, the live
+    stamps."""
     with transaction.atomic(durable=True):
-        queries.address_lock(address)
         if write is not None:
+            queries.address_lock(address)  # held until commit; scoring's own lock call is then a no-op wait
             write()
         score = _score(address, community)
         return {"success": True, "stamps": live_stamps(address), "score": score}
