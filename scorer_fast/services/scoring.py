@@ -2,7 +2,6 @@
 inside the request's `transaction.atomic`, so a request's writes land together or not at all."""
 
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -28,18 +27,12 @@ DEDUP_ATTEMPTS = 5
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock
 
 
-@dataclass(frozen=True)
-class ScoredPassport:
-    address: str
-    fields: ScoreFields
-
-
 @cache
 def proof_verifier() -> ProofVerifier:
     return ProofVerifier(settings.VERIFIED_PROOF_CACHE_SIZE)
 
 
-def score_address(*, address: str, community: CommunityRow) -> ScoredPassport:
+def score_address(*, address: str, community: CommunityRow) -> ScoreFields:
     """Score a validated, lower-case address for a community and persist the result (§6.3–§6.11)."""
     now = datetime.now(UTC)
     queries.address_lock(address)
@@ -58,7 +51,7 @@ def score_address(*, address: str, community: CommunityRow) -> ScoredPassport:
     if fields.status == "DONE":
         event = score_update_event_data(score_id=score_id, passport_id=passport_id, fields=fields)
         queries.events_insert("SCU", address, community.id, [event], now)
-    return ScoredPassport(address, fields)
+    return fields
 
 
 def _run_pipeline(

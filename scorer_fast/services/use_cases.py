@@ -41,8 +41,7 @@ def _demo_scorer_if_negative(scorer_id: int) -> int | None:
 
 def _score(address: str, community: CommunityRow) -> dict[str, Any]:
     annotate(address=address, scorer_id=community.id)
-    scored = scoring.score_address(address=address, community=community)
-    return score_response(scored.address, scored.fields)
+    return score_response(address, scoring.score_address(address=address, community=community))
 
 
 # --- /v2 and /internal/score ------------------------------------------------------------------------------------
