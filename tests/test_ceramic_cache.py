@@ -398,3 +398,13 @@ def test_cors_headers_and_preflight(client, ceramic):
     preflight = client.options("/ceramic-cache/stamps/bulk")
     assert preflight.status_code == 200 and preflight["Access-Control-Allow-Origin"] == "*"
     assert "Authorization" in preflight["Access-Control-Allow-Headers"]
+
+
+@pytest.mark.django_db
+def test_weights_routes_name_the_misconfigured_scorer(client, settings):
+    settings.CERAMIC_CACHE_SCORER_ID = 424242
+    message = "Unable to retrieve configured scorer! settings.CERAMIC_CACHE_SCORER_ID=424242"
+    response = client.get("/ceramic-cache/weights")
+    assert (response.status_code, response.json()) == (500, {"error": message})
+    response = client.get("/internal/embed/weights?community_id=999")
+    assert (response.status_code, response.json()) == (500, {"detail": message})
