@@ -307,13 +307,12 @@ def ceramic_stamps_live(address: str) -> list[tuple[int, str, str, Any]]:
 
 def ceramic_soft_delete(address: str, providers: list[str], now: datetime, *, v1_only: bool) -> int:
     """Soft delete live rows (revoked ones too). POST touches V1 rows only; PATCH and DELETE any type."""
-    type_filter = "AND type = 1" if v1_only else ""
     return _execute(
-        f"""
+        """
         UPDATE ceramic_cache_ceramiccache SET updated_at = %s, deleted_at = %s
-        WHERE address = %s AND provider = ANY(%s::text[]) AND deleted_at IS NULL {type_filter}
+        WHERE address = %s AND provider = ANY(%s::text[]) AND deleted_at IS NULL AND (%s OR type = %s)
         """,
-        [now, now, address, providers],
+        [now, now, address, providers, not v1_only, CERAMIC_TYPE_V1],
     )
 
 
@@ -485,10 +484,6 @@ def human_points_groups(address: str) -> list[tuple[str, int, int, int]]:
         """,
         [address],
     )
-
-
-def is_qualified_anywhere(address: str) -> bool:
-    return qualified_communities_count(address) > 0
 
 
 def active_points_config() -> dict[str, int]:

@@ -163,6 +163,6 @@ def points_for(address: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """points_data and possible_points_data for the ceramic-cache cached-score branch (§6.11 reads)."""
     return human_points.points_summary(
         queries.human_points_groups(address),
-        is_eligible=queries.is_qualified_anywhere(address),
+        is_eligible=queries.qualified_communities_count(address) > 0,
         active_config=queries.active_points_config(),
     )

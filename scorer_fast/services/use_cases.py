@@ -83,7 +83,6 @@ def _embed_community(scorer_id: int) -> CommunityRow:
 
 def embed_add_stamps(*, raw_address: str, scorer_id: int, credentials: list[Any]) -> dict[str, Any]:
     address = normalize_address(raw_address)
-    check_stamp_count(len(credentials))
     rows = to_ceramic_rows([SubmittedStamp(_subject_provider(c), c) for c in credentials])
     community = _embed_community(scorer_id)
     return _add_stamps_and_score(address, community, rows, source_app=SOURCE_APP_EMBED)

@@ -13,9 +13,12 @@ from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from scorer_fast.db import queries
+from scorer_fast.db.queries import NewCeramicRow
 from scorer_fast.demo_issuer import demo_issuer_jwk
 from scorer_fast.models import Account, AccountAPIKey, BinaryWeightedScorer, CeramicCache, Community, Scorer
 from scorer_fast.services.api_keys import new_api_key, sha256_hash
+from scorer_fast.services.stamps import SOURCE_APP_PASSPORT
 from scorer_fast.signing import issue_stamp
 
 DEMO_COMMUNITY = "scorer_fast demo"
@@ -102,6 +105,7 @@ class Command(BaseCommand):
         first = next(iter(DEMO_ADDRESSES))
         for address, providers in DEMO_ADDRESSES.items():
             CeramicCache.objects.filter(address=address).delete()
+            rows = []
             for provider in providers:
                 owner = first if provider == "Github" else address  # the shared nullifier
                 credential = issue_stamp(
@@ -112,20 +116,12 @@ class Command(BaseCommand):
                     issued=issued,
                     expires=issued + timedelta(days=90),
                 )
-                CeramicCache.objects.create(
-                    address=address,
-                    provider=provider,
-                    stamp=credential,
-                    created_at=issued,
-                    updated_at=issued,
-                    type=1,
-                    compose_db_save_status="",
-                    compose_db_stream_id="",
-                    proof_value=credential["proof"]["proofValue"],
-                    issuance_date=issued,
-                    expiration_date=issued + timedelta(days=90),
-                    source_app=1,
+                rows.append(
+                    NewCeramicRow(
+                        provider, credential, credential["proof"]["proofValue"], issued, issued + timedelta(days=90)
+                    )
                 )
+            queries.ceramic_insert(address, rows, issued, source_app=SOURCE_APP_PASSPORT, source_scorer_id=None)
 
     def _print_usage(self, base_url: str, community_id: int, key: str) -> None:
         passing, failing, duplicate = DEMO_ADDRESSES
