@@ -23,7 +23,12 @@ class Account(Unmanaged):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=DO_NOTHING)
 
     class Meta(Unmanaged.Meta):
+        verbose_name = "account"
+        verbose_name_plural = "accounts"
         db_table = "account_account"
+
+    def __str__(self) -> str:
+        return self.address
 
 
 class AccountAPIKey(Unmanaged):
@@ -45,7 +50,12 @@ class AccountAPIKey(Unmanaged):
     hashed_key_sha256 = models.CharField(max_length=71, null=True)
 
     class Meta(Unmanaged.Meta):
+        verbose_name = "API key"
+        verbose_name_plural = "API keys"
         db_table = "account_accountapikey"
+
+    def __str__(self) -> str:
+        return f"{self.prefix} ({self.name})"  # never the hashed primary key
 
 
 class AccountAPIKeyAnalytics(Unmanaged):
@@ -63,14 +73,24 @@ class AccountAPIKeyAnalytics(Unmanaged):
     status_code = models.IntegerField(null=True)
 
     class Meta(Unmanaged.Meta):
+        verbose_name = "API key usage record"
+        verbose_name_plural = "API key usage records"
         db_table = "account_accountapikeyanalytics"
+
+    def __str__(self) -> str:
+        return f"{self.status_code} {self.path}"
 
 
 class AddressList(Unmanaged):
     name = models.CharField(max_length=100, unique=True)
 
     class Meta(Unmanaged.Meta):
+        verbose_name = "address list"
+        verbose_name_plural = "address lists"
         db_table = "account_addresslist"
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class AddressListMember(Unmanaged):
@@ -78,6 +98,8 @@ class AddressListMember(Unmanaged):
     list = models.ForeignKey(AddressList, on_delete=DO_NOTHING)
 
     class Meta(Unmanaged.Meta):
+        verbose_name = "address list member"
+        verbose_name_plural = "address list members"
         db_table = "account_addresslistmember"
         constraints = [
             models.UniqueConstraint(
@@ -85,13 +107,21 @@ class AddressListMember(Unmanaged):
             )
         ]
 
+    def __str__(self) -> str:
+        return self.address
+
 
 class Scorer(Unmanaged):
     type = models.CharField(max_length=100)
     exclude_from_weight_updates = models.BooleanField()
 
     class Meta(Unmanaged.Meta):
+        verbose_name = "scorer"
+        verbose_name_plural = "scorers"
         db_table = "scorer_weighted_scorer"
+
+    def __str__(self) -> str:
+        return f"Scorer #{self.pk} ({self.type})"
 
 
 class WeightedScorer(Unmanaged):
@@ -100,7 +130,12 @@ class WeightedScorer(Unmanaged):
     threshold = models.DecimalField(max_digits=10, decimal_places=5)
 
     class Meta(Unmanaged.Meta):
+        verbose_name = "weighted scorer"
+        verbose_name_plural = "weighted scorers"
         db_table = "scorer_weighted_weightedscorer"
+
+    def __str__(self) -> str:
+        return f"Weighted scorer #{self.pk} (threshold {self.threshold})"
 
 
 class BinaryWeightedScorer(Unmanaged):
@@ -109,7 +144,12 @@ class BinaryWeightedScorer(Unmanaged):
     threshold = models.DecimalField(max_digits=10, decimal_places=5)
 
     class Meta(Unmanaged.Meta):
+        verbose_name = "binary weighted scorer"
+        verbose_name_plural = "binary weighted scorers"
         db_table = "scorer_weighted_binaryweightedscorer"
+
+    def __str__(self) -> str:
+        return f"Binary weighted scorer #{self.pk} (threshold {self.threshold})"
 
 
 class Community(Unmanaged):
@@ -125,6 +165,8 @@ class Community(Unmanaged):
     human_points_program = models.BooleanField()
 
     class Meta(Unmanaged.Meta):
+        verbose_name = "community (scorer)"
+        verbose_name_plural = "communities (scorers)"
         db_table = "account_community"
         constraints = [
             models.UniqueConstraint(
@@ -138,6 +180,9 @@ class Community(Unmanaged):
                 name="unique_non_deleted_name_per_account",
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.name} (#{self.pk})"
 
 
 class Customization(Unmanaged):
@@ -154,7 +199,12 @@ class Customization(Unmanaged):
     show_in_top_nav = models.BooleanField()
 
     class Meta(Unmanaged.Meta):
+        verbose_name = "customization"
+        verbose_name_plural = "customizations"
         db_table = "account_customization"
+
+    def __str__(self) -> str:
+        return f"{self.pk} - {self.path}"
 
 
 class AllowList(Unmanaged):
@@ -163,7 +213,12 @@ class AllowList(Unmanaged):
     customization = models.ForeignKey(Customization, on_delete=DO_NOTHING)
 
     class Meta(Unmanaged.Meta):
+        verbose_name = "allow list"
+        verbose_name_plural = "allow lists"
         db_table = "account_allowlist"
+
+    def __str__(self) -> str:
+        return f"allow list #{self.pk} (weight {self.weight})"
 
 
 class CustomPlatform(Unmanaged):
@@ -179,7 +234,12 @@ class CustomPlatform(Unmanaged):
     is_evm = models.BooleanField()
 
     class Meta(Unmanaged.Meta):
+        verbose_name = "custom platform"
+        verbose_name_plural = "custom platforms"
         db_table = "account_customplatform"
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class CustomCredentialRuleset(Unmanaged):
@@ -189,7 +249,12 @@ class CustomCredentialRuleset(Unmanaged):
     provider_id = models.CharField(max_length=256, unique=True)
 
     class Meta(Unmanaged.Meta):
+        verbose_name = "custom credential ruleset"
+        verbose_name_plural = "custom credential rulesets"
         db_table = "account_customcredentialruleset"
+
+    def __str__(self) -> str:
+        return self.provider_id
 
 
 class CustomCredential(Unmanaged):
@@ -201,7 +266,12 @@ class CustomCredential(Unmanaged):
     ruleset = models.ForeignKey(CustomCredentialRuleset, on_delete=DO_NOTHING)
 
     class Meta(Unmanaged.Meta):
+        verbose_name = "custom credential"
+        verbose_name_plural = "custom credentials"
         db_table = "account_customcredential"
+
+    def __str__(self) -> str:
+        return self.display_name
 
 
 class WalletGroupCommunityClaim(Unmanaged):
@@ -211,12 +281,17 @@ class WalletGroupCommunityClaim(Unmanaged):
     community = models.ForeignKey(Community, on_delete=DO_NOTHING)
 
     class Meta(Unmanaged.Meta):
+        verbose_name = "wallet group claim"
+        verbose_name_plural = "wallet group claims"
         db_table = "account_walletgroupcommunityclaim"
         constraints = [
             models.UniqueConstraint(
                 fields=["group_key", "community"], name="account_walletgroupcommu_group_key_community_id_60ec33ad_uniq"
             )
         ]
+
+    def __str__(self) -> str:
+        return f"{self.canonical_address} in community {self.community_id}"
 
 
 class CeramicCache(Unmanaged):
@@ -236,6 +311,8 @@ class CeramicCache(Unmanaged):
     source_scorer_id = models.BigIntegerField(null=True)
 
     class Meta(Unmanaged.Meta):
+        verbose_name = "ceramic cache stamp"
+        verbose_name_plural = "ceramic cache stamps"
         db_table = "ceramic_cache_ceramiccache"
         constraints = [
             models.UniqueConstraint(
@@ -254,6 +331,10 @@ class CeramicCache(Unmanaged):
             ),
         ]
 
+    def __str__(self) -> str:
+        state = "deleted" if self.deleted_at else "live"
+        return f"{self.provider} of {self.address} ({state})"
+
 
 class RevocationList(Unmanaged):
     name = models.CharField(max_length=256, null=True)
@@ -261,7 +342,12 @@ class RevocationList(Unmanaged):
     csv_file = models.CharField(max_length=1024)
 
     class Meta(Unmanaged.Meta):
+        verbose_name = "revocation list"
+        verbose_name_plural = "revocation lists"
         db_table = "ceramic_cache_revocationlist"
+
+    def __str__(self) -> str:
+        return self.name or f"revocation list #{self.pk}"
 
 
 class Revocation(Unmanaged):
@@ -270,7 +356,12 @@ class Revocation(Unmanaged):
     revocation_list = models.ForeignKey(RevocationList, on_delete=DO_NOTHING, null=True)
 
     class Meta(Unmanaged.Meta):
+        verbose_name = "revocation"
+        verbose_name_plural = "revocations"
         db_table = "ceramic_cache_revocation"
+
+    def __str__(self) -> str:
+        return self.proof_value
 
 
 class Passport(Unmanaged):
@@ -279,12 +370,17 @@ class Passport(Unmanaged):
     requires_calculation = models.BooleanField(null=True)
 
     class Meta(Unmanaged.Meta):
+        verbose_name = "passport"
+        verbose_name_plural = "passports"
         db_table = "registry_passport"
         constraints = [
             models.UniqueConstraint(
                 fields=["address", "community"], name="registry_passport_address_community_id_14f7b36b_uniq"
             )
         ]
+
+    def __str__(self) -> str:
+        return f"{self.address} in community {self.community_id}"
 
 
 class Score(Unmanaged):
@@ -299,7 +395,14 @@ class Score(Unmanaged):
     expiration_date = models.DateTimeField(null=True)
 
     class Meta(Unmanaged.Meta):
+        verbose_name = "score"
+        verbose_name_plural = "scores"
+        # The original's registry.rescore_individual_score, also grantable on a fresh database.
+        permissions = [("rescore_individual_score", "Can rescore individual scores")]
         db_table = "registry_score"
+
+    def __str__(self) -> str:
+        return f"score of passport {self.passport_id}"
 
 
 class Stamp(Unmanaged):
@@ -308,7 +411,12 @@ class Stamp(Unmanaged):
     credential = models.JSONField()
 
     class Meta(Unmanaged.Meta):
+        verbose_name = "stamp"
+        verbose_name_plural = "stamps"
         db_table = "registry_stamp"
+
+    def __str__(self) -> str:
+        return f"{self.provider} of passport {self.passport_id}"
 
 
 class HashScorerLink(Unmanaged):
@@ -318,12 +426,17 @@ class HashScorerLink(Unmanaged):
     community = models.ForeignKey(Community, on_delete=DO_NOTHING)
 
     class Meta(Unmanaged.Meta):
+        verbose_name = "hash scorer link"
+        verbose_name_plural = "hash scorer links"
         db_table = "registry_hashscorerlink"
         constraints = [
             models.UniqueConstraint(
                 fields=["hash", "community"], name="registry_hashscorerlink_hash_community_id_ea7e08a6_uniq"
             )
         ]
+
+    def __str__(self) -> str:
+        return f"{self.hash} held by {self.address}"
 
 
 class Event(Unmanaged):
@@ -334,7 +447,12 @@ class Event(Unmanaged):
     community = models.ForeignKey(Community, on_delete=DO_NOTHING, null=True)
 
     class Meta(Unmanaged.Meta):
+        verbose_name = "event"
+        verbose_name_plural = "events"
         db_table = "registry_event"
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.address} at {self.created_at:%Y-%m-%d %H:%M:%S}"
 
 
 class HumanPoints(Unmanaged):
@@ -346,6 +464,8 @@ class HumanPoints(Unmanaged):
     provider = models.CharField(max_length=100)
 
     class Meta(Unmanaged.Meta):
+        verbose_name = "human points award"
+        verbose_name_plural = "human points awards"
         db_table = "registry_humanpoints"
         constraints = [
             models.UniqueConstraint(
@@ -353,18 +473,26 @@ class HumanPoints(Unmanaged):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"{self.action} for {self.address}"
+
 
 class HumanPointsCommunityQualifiedUsers(Unmanaged):
     address = models.CharField(max_length=42)
     community = models.ForeignKey(Community, on_delete=DO_NOTHING)
 
     class Meta(Unmanaged.Meta):
+        verbose_name = "human points qualified user"
+        verbose_name_plural = "human points qualified users"
         db_table = "registry_humanpointscommunityqualifiedusers"
         constraints = [
             models.UniqueConstraint(
                 fields=["address", "community"], name="registry_humanpointscomm_address_community_id_a9e351f4_uniq"
             )
         ]
+
+    def __str__(self) -> str:
+        return f"{self.address} in community {self.community_id}"
 
 
 class HumanPointsConfig(Unmanaged):
@@ -373,7 +501,12 @@ class HumanPointsConfig(Unmanaged):
     active = models.BooleanField()
 
     class Meta(Unmanaged.Meta):
+        verbose_name = "human points config"
+        verbose_name_plural = "human points configs"
         db_table = "registry_humanpointsconfig"
+
+    def __str__(self) -> str:
+        return f"{self.action}: {self.points} points"
 
 
 class HumanPointsMultiplier(Unmanaged):
@@ -381,4 +514,9 @@ class HumanPointsMultiplier(Unmanaged):
     multiplier = models.IntegerField()
 
     class Meta(Unmanaged.Meta):
+        verbose_name = "human points multiplier"
+        verbose_name_plural = "human points multipliers"
         db_table = "registry_humanpointsmultiplier"
+
+    def __str__(self) -> str:
+        return f"{self.address} x{self.multiplier}"

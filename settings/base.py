@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "ninja",  # /docs renders Swagger UI from ninja's own static files (collectstatic), not from a CDN
     "scorer_fast",
 ]
 MIDDLEWARE = [

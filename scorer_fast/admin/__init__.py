@@ -1,0 +1,4 @@
+"""The support admin: address-centric, read-only but for the rescore and undelete actions, never showing a key
+hash or a proof. See docs/decisions.md ("Admin")."""
+
+from scorer_fast.admin import accounts, scores, stamps, users  # noqa: F401  (registers the model admins)

@@ -1,0 +1,294 @@
+"""Accounts, API keys (never their hashes), communities and their scorers, partner configuration, human points."""
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
+
+from scorer_fast import models
+from scorer_fast.admin.base import (
+    AddressSearchAdmin,
+    ChoicesFilter,
+    CommunityFilter,
+    ReadOnlyAdmin,
+    address_q,
+    admin_link,
+    changelist_link,
+    pretty_json,
+)
+
+SECRET_HEADERS = {"x-api-key", "authorization", "cookie"}
+
+
+@admin.register(models.Account)
+class AccountAdmin(AddressSearchAdmin):
+    list_display = ("id", "address", "user", "communities", "api_keys")
+    list_select_related = ("user",)
+    search_help_text = "Search by address (full or prefix, not case-sensitive) or by the user's exact username."
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        if term.lower().startswith("0x"):
+            return queryset.filter(address_q("address", term)), False
+        return queryset.filter(user__username=term), False
+
+    @admin.display(description="communities")
+    def communities(self, obj: models.Account) -> str:
+        return changelist_link("community", "communities", account=obj.pk)
+
+    @admin.display(description="API keys")
+    def api_keys(self, obj: models.Account) -> str:
+        return changelist_link("accountapikey", "API keys", account=obj.pk)
+
+
+class AccountFilter(CommunityFilter):
+    title = "account id"
+    parameter_name = "account"
+    field = "account_id"
+
+
+class RevokedFilter(ChoicesFilter):
+    title = "revoked"
+    parameter_name = "revoked"
+    choices_list = (("1", "Yes"), ("0", "No"))
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        return queryset.filter(revoked=value == "1") if value in ("0", "1") else queryset
+
+
+@admin.register(models.AccountAPIKey)
+class AccountAPIKeyAdmin(ReadOnlyAdmin):
+    """The primary key is `<prefix>.<PBKDF2 hash>`: rows get no link, no detail page and no action checkbox (each
+    would put the hash into the page and into the URL that request logs record). The list shows everything else."""
+
+    list_display = (
+        "prefix",
+        "name",
+        "account_link",
+        "rate_limit_tier",
+        "analysis_rate_limit_tier",
+        "embed_rate_limit_tier",
+        "permissions",
+        "revoked",
+        "expiry_date",
+        "created",
+    )
+    list_display_links = None
+    list_select_related = ("account",)
+    list_filter = (RevokedFilter, AccountFilter)
+    actions = None
+    ordering = ("-created",)
+    search_fields = ("prefix",)
+    search_help_text = "Search by key prefix (the part before the dot), key name, or account address."
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        if term.lower().startswith("0x"):
+            return queryset.filter(address_q("account__address", term)), False
+        # API keys are a small table (one row per partner key): a name contains-search is cheap here.
+        return queryset.filter(Q(prefix__startswith=term.split(".")[0]) | Q(name__icontains=term)), False
+
+    def has_view_permission(self, request: HttpRequest, obj: models.AccountAPIKey | None = None) -> bool:
+        return obj is None and super().has_view_permission(request)
+
+    @admin.display(description="account", ordering="account__address")
+    def account_link(self, obj: models.AccountAPIKey) -> str:
+        return admin_link(obj.account, obj.account.address)
+
+    @admin.display(description="rate limit")
+    def rate_limit_tier(self, obj: models.AccountAPIKey) -> str:
+        return obj.rate_limit or "Unlimited"
+
+    @admin.display(description="analysis limit")
+    def analysis_rate_limit_tier(self, obj: models.AccountAPIKey) -> str:
+        return obj.analysis_rate_limit or "Unlimited"
+
+    @admin.display(description="embed limit")
+    def embed_rate_limit_tier(self, obj: models.AccountAPIKey) -> str:
+        return obj.embed_rate_limit or "Unlimited"
+
+    @admin.display(description="permissions")
+    def permissions(self, obj: models.AccountAPIKey) -> str:
+        flags = {
+            "submit": obj.submit_passports,
+            "read": obj.read_scores,
+            "create scorers": obj.create_scorers,
+            "history": obj.historical_endpoint,
+        }
+        return ", ".join(name for name, granted in flags.items() if granted) or "-"
+
+
+@admin.register(models.AccountAPIKeyAnalytics)
+class AccountAPIKeyAnalyticsAdmin(ReadOnlyAdmin):
+    """Usage rows. The key shows as its prefix and name (never linked: its primary key holds the hash); secret
+    headers are masked on the page even where an older writer stored them."""
+
+    list_display = ("id", "created_at", "api_key_label", "path", "status_code")
+    list_select_related = ("api_key",)
+    fields = ("created_at", "api_key_label", "path", "base_path", "status_code", "error", "masked_headers")
+    readonly_fields = ("api_key_label", "masked_headers")
+
+    @admin.display(description="API key")
+    def api_key_label(self, obj: models.AccountAPIKeyAnalytics) -> str:
+        return str(obj.api_key)
+
+    @admin.display(description="headers")
+    def masked_headers(self, obj: models.AccountAPIKeyAnalytics) -> str:
+        headers: Any = obj.headers if isinstance(obj.headers, dict) else {}
+        return pretty_json(
+            {name: "***" if name.lower() in SECRET_HEADERS else value for name, value in headers.items()}
+        )
+
+
+@admin.register(models.Community)
+class CommunityAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "name",
+        "account_link",
+        "scorer_link",
+        "rule",
+        "external_scorer_id",
+        "human_points_program",
+        "deleted_at",
+        "scores",
+    )
+    list_select_related = ("account", "scorer")
+    list_filter = (AccountFilter,)
+    search_fields = ("name",)
+    search_help_text = "Search by id, external scorer id (exact), or name (communities are a small table)."
+    readonly_fields = ("scorer_settings",)
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        match = Q(external_scorer_id=term) | Q(name__icontains=term)
+        if term.isdigit():
+            match |= Q(pk=int(term))
+        return queryset.filter(match), False
+
+    @admin.display(description="account", ordering="account__address")
+    def account_link(self, obj: models.Community) -> str:
+        return admin_link(obj.account, obj.account.address)
+
+    @admin.display(description="scorer")
+    def scorer_link(self, obj: models.Community) -> str:
+        return admin_link(obj.scorer)
+
+    @admin.display(description="scores")
+    def scores(self, obj: models.Community) -> str:
+        return changelist_link("score", "scores", community=obj.pk)
+
+    @admin.display(description="scorer weights and threshold")
+    def scorer_settings(self, obj: models.Community) -> str:
+        child = (
+            models.WeightedScorer.objects.filter(pk=obj.scorer_id).first()
+            or models.BinaryWeightedScorer.objects.filter(pk=obj.scorer_id).first()
+        )
+        if child is None:
+            return "no weighted scorer row"
+        return pretty_json({"type": obj.scorer.type, "threshold": child.threshold, "weights": child.weights})
+
+
+@admin.register(models.Scorer)
+class ScorerAdmin(ReadOnlyAdmin):
+    list_display = ("id", "type", "exclude_from_weight_updates")
+
+
+@admin.register(models.WeightedScorer, models.BinaryWeightedScorer)
+class WeightedScorerAdmin(ReadOnlyAdmin):
+    list_display = ("scorer_ptr_id", "threshold")
+    exclude = ("weights",)
+    readonly_fields = ("weights_json",)
+
+    @admin.display(description="weights")
+    def weights_json(self, obj: models.WeightedScorer) -> str:
+        return pretty_json(obj.weights)
+
+
+@admin.register(models.Customization)
+class CustomizationAdmin(ReadOnlyAdmin):
+    list_display = ("id", "path", "partner_name", "scorer", "show_in_top_nav", "nav_order")
+    list_select_related = ("scorer",)
+
+
+@admin.register(models.AllowList)
+class AllowListAdmin(ReadOnlyAdmin):
+    list_display = ("id", "address_list", "customization", "weight")
+    list_select_related = ("address_list", "customization")
+
+
+@admin.register(models.AddressList)
+class AddressListAdmin(ReadOnlyAdmin):
+    list_display = ("id", "name", "members")
+
+    @admin.display(description="members")
+    def members(self, obj: models.AddressList) -> str:
+        return changelist_link("addresslistmember", "members", list=obj.pk)
+
+
+class AddressListFilter(CommunityFilter):
+    title = "address list id"
+    parameter_name = "list"
+    field = "list_id"
+
+
+@admin.register(models.AddressListMember)
+class AddressListMemberAdmin(AddressSearchAdmin):
+    list_display = ("address", "list")
+    list_select_related = ("list",)
+    list_filter = (AddressListFilter,)
+
+
+for plain in (models.CustomPlatform, models.CustomCredentialRuleset, models.CustomCredential):
+    admin.site.register(plain, ReadOnlyAdmin)
+
+
+@admin.register(models.WalletGroupCommunityClaim)
+class WalletGroupCommunityClaimAdmin(ReadOnlyAdmin):
+    list_display = ("id", "group_key", "canonical_address", "community", "claimed_at")
+    list_select_related = ("community",)
+
+
+# --- human points ---------------------------------------------------------------------------------------------------
+
+
+class PointsActionFilter(ChoicesFilter):
+    title = "action"
+    parameter_name = "action"
+    field = "action"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [(action, action) for action in models.HumanPointsConfig.objects.values_list("action", flat=True)]
+
+
+@admin.register(models.HumanPoints)
+class HumanPointsAdmin(AddressSearchAdmin):
+    list_display = ("id", "address", "action", "provider", "chain_id", "timestamp", "tx_hash")
+    list_filter = (PointsActionFilter,)
+
+
+@admin.register(models.HumanPointsCommunityQualifiedUsers)
+class HumanPointsQualifiedAdmin(AddressSearchAdmin):
+    list_display = ("id", "address", "community")
+    list_select_related = ("community",)
+    list_filter = (CommunityFilter,)
+
+
+@admin.register(models.HumanPointsMultiplier)
+class HumanPointsMultiplierAdmin(AddressSearchAdmin):
+    list_display = ("address", "multiplier")
+    ordering = ("address",)
+
+
+@admin.register(models.HumanPointsConfig)
+class HumanPointsConfigAdmin(ReadOnlyAdmin):
+    list_display = ("action", "points", "active")
+    ordering = ("action",)

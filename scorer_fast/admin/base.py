@@ -1,0 +1,188 @@
+"""What every admin page shares: read-only by default, index-friendly searches, a capped count, filters that
+never scan a table for their choices, and permissions that also honour the original's grants."""
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from django.contrib import admin
+from django.core.paginator import Paginator
+from django.db.models import Model, Q, QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.functional import cached_property
+from django.utils.html import format_html
+
+RESCORE_PERMISSIONS = ("registry.rescore_individual_score", "scorer_fast.rescore_individual_score")
+FULL_ADDRESS = re.compile(r"^0x[0-9a-f]{40}$")
+ADDRESS_SEARCH_HELP = (
+    "Search by address: the full address (exact), or its first characters (prefix). Not case-sensitive."
+)
+
+
+def address_q(field: str, term: str) -> Q:
+    """Exact match on the lower-cased address, else a prefix: both use the btree (varchar_pattern_ops) indexes,
+    where `icontains` would scan the whole table."""
+    value = term.strip().lower()
+    return Q(**{field: value}) if FULL_ADDRESS.match(value) else Q(**{f"{field}__startswith": value})
+
+
+class CappedCountPaginator(Paginator):
+    """Counts at most CAP + 1 rows (`SELECT COUNT(*) FROM (... LIMIT 10001)`): a COUNT(*) over millions of rows
+    takes seconds. The page header says "more than 10000"; narrow the list with a search or a filter."""
+
+    CAP = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        return self.object_list[: self.CAP + 1].count()
+
+    @property
+    def capped(self) -> bool:
+        return self.count > self.CAP
+
+
+class ValueFilter(admin.SimpleListFilter):
+    """A filter typed into a box (e.g. a community id) instead of a sidebar listing every community."""
+
+    template = "admin/scorer_fast/value_filter.html"
+    field = ""  # the lookup the typed value filters on
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return []
+
+    def has_output(self) -> bool:
+        return True
+
+    def clean(self, value: str) -> Any:
+        return value.strip()
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if not value:
+            return queryset
+        cleaned = self.clean(value)
+        return queryset.filter(**{self.field: cleaned}) if cleaned is not None else queryset.none()
+
+    def choices(self, changelist: Any) -> Iterator[dict[str, Any]]:
+        kept = [
+            (name, value)
+            for name, values in changelist.params.items()
+            if name not in (self.parameter_name, "p")
+            for value in (values if isinstance(values, list) else [values])
+        ]
+        yield {
+            "parameter_name": self.parameter_name,
+            "value": self.value() or "",
+            "kept_params": kept,
+            "clear_url": changelist.get_query_string(remove=[self.parameter_name]),
+        }
+
+
+class CommunityFilter(ValueFilter):
+    title = "community id"
+    parameter_name = "community"
+    field = "community_id"
+
+    def clean(self, value: str) -> int | None:
+        value = value.strip()
+        return int(value) if value.isdigit() else None
+
+
+class ChoicesFilter(admin.SimpleListFilter):
+    """Fixed choices: Django's default filter on a plain column runs SELECT DISTINCT over the whole table."""
+
+    choices_list: tuple[tuple[str, str], ...] = ()
+    field = ""
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> tuple[tuple[str, str], ...]:
+        return self.choices_list
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        return queryset.filter(**{self.field: value}) if value else queryset
+
+
+def original_permission(model: type[Model], action: str) -> str:
+    """The original's permission for the same table, e.g. registry_score → `registry.view_score`."""
+    model_name = model._meta.model_name
+    table = model._meta.db_table
+    app_label = table[: -len(model_name) - 1] if table.endswith(f"_{model_name}") else model._meta.app_label
+    return f"{app_label}.{action}_{model_name}"
+
+
+def admin_link(obj: Model | None, text: Any = None) -> str:
+    if obj is None:
+        return "-"
+    url = reverse(f"admin:scorer_fast_{obj._meta.model_name}_change", args=[obj.pk])
+    return format_html('<a href="{}">{}</a>', url, obj if text is None else text)
+
+
+def changelist_link(model_name: str, text: Any, **params: Any) -> str:
+    query = "&".join(f"{name}={value}" for name, value in params.items())
+    return format_html('<a href="{}?{}">{}</a>', reverse(f"admin:scorer_fast_{model_name}_changelist"), query, text)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Nothing is added, edited or deleted here: writes go through the scoring service (the actions)."""
+
+    list_per_page = 50
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # facet counts are one COUNT per filter choice
+    paginator = CappedCountPaginator
+    ordering = ("-pk",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        """scorer_fast's own grant, or the one support staff already hold on the original's admin."""
+        return (
+            super().has_view_permission(request, obj)
+            or request.user.has_perm(original_permission(self.model, "view"))
+            or request.user.has_perm(original_permission(self.model, "change"))
+        )
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_active and request.user.is_staff
+
+
+class AddressSearchAdmin(ReadOnlyAdmin):
+    """`address_field` searched exactly (full address) or by prefix; nothing else, so no table scan."""
+
+    address_field = "address"
+    search_fields = ("address",)  # shows the search box; the lookup itself is get_search_results
+    search_help_text = ADDRESS_SEARCH_HELP
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
+        if not search_term.strip():
+            return queryset, False
+        return queryset.filter(address_q(self.address_field, search_term)), False
+
+
+def can_rescore(request: HttpRequest) -> bool:
+    """The original's permission (already granted to support staff), or scorer_fast's own on a fresh database.
+    It guards both writing actions (rescore, undelete), as in the original."""
+    return any(request.user.has_perm(permission) for permission in RESCORE_PERMISSIONS)
+
+
+def pretty_json(value: Any) -> str:
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+def redacted_credential(credential: Any) -> Any:
+    """Proofs are not shown (the project never logs or shows them); the rest of the credential is."""
+    if not isinstance(credential, dict) or not isinstance(credential.get("proof"), dict):
+        return credential
+    proof = {
+        key: (f"{value[:8]}… (hidden)" if key in ("proofValue", "jws") and isinstance(value, str) else value)
+        for key, value in credential["proof"].items()
+    }
+    return {**credential, "proof": proof}

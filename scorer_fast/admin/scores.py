@@ -1,0 +1,431 @@
+"""Address-centric pages: scores (with everything behind the number and the rescore action), passports, stamps,
+events and hash links. Every list joins what it shows (`list_select_related`) and searches by address only."""
+
+import json
+import logging
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.db import DatabaseError
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+
+from scorer_fast import models
+from scorer_fast.admin.base import (
+    FULL_ADDRESS,
+    AddressSearchAdmin,
+    ChoicesFilter,
+    CommunityFilter,
+    ValueFilter,
+    address_q,
+    can_rescore,
+    changelist_link,
+    pretty_json,
+    redacted_credential,
+)
+from scorer_fast.domain.dedup import stamp_nullifiers
+from scorer_fast.errors import ScoreCalculationFailed, ScorerError
+from scorer_fast.services import use_cases
+
+logger = logging.getLogger(__name__)
+
+MAX_RESCORE_SELECTION = 100  # each score is a full scoring run inside the admin request
+EVENT_ACTIONS = ("FDP", "LDP", "SCU", "TLS")
+SHOWN_EVENTS = 20
+SHOWN_POINTS = 50
+
+
+def _decimal(value: Any) -> Decimal | None:
+    try:
+        return Decimal(str(value)) if value is not None else None
+    except InvalidOperation:
+        return None
+
+
+def _five_places(value: Any) -> str:
+    number = _decimal(value)
+    return format(number, ".5f") if number is not None else "-"
+
+
+def _table(headers: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
+    if not rows:
+        return "none"
+    head = format_html_join("", "<th>{}</th>", ((header,) for header in headers))
+    body = format_html_join(
+        "", "<tr>{}</tr>", ((format_html_join("", "<td>{}</td>", ((cell,) for cell in row)),) for row in rows)
+    )
+    return format_html("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>", head, body)
+
+
+class PassportCommunityFilter(CommunityFilter):
+    field = "passport__community_id"
+
+
+class ScoreStatusFilter(ChoicesFilter):
+    title = "status"
+    parameter_name = "status"
+    field = "status"
+    choices_list = (("DONE", "DONE"), ("ERROR", "ERROR"), ("PROCESSING", "PROCESSING"))
+
+
+class PassingFilter(admin.SimpleListFilter):
+    title = "passing"
+    parameter_name = "passing"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> tuple[tuple[str, str], ...]:
+        return (("yes", "Yes"), ("no", "No"))
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if value == "yes":
+            return queryset.filter(score=1)
+        if value == "no":
+            return queryset.filter(Q(score__isnull=True) | ~Q(score=1))
+        return queryset
+
+
+def _community_cell(community: models.Community | None, model_name: str = "score") -> str:
+    """The community, linked to this list filtered by it."""
+    if community is None:
+        return "-"
+    return changelist_link(model_name, community, community=community.pk)
+
+
+@admin.register(models.Score)
+class ScoreAdmin(AddressSearchAdmin):
+    address_field = "passport__address"
+    list_display = (
+        "address",
+        "community",
+        "raw_score",
+        "passing",
+        "status",
+        "last_score_timestamp",
+        "expiration_date",
+    )
+    list_display_links = ("address",)
+    list_select_related = ("passport__community",)
+    list_filter = (PassportCommunityFilter, ScoreStatusFilter, PassingFilter)
+    actions = ("recalculate_user_score",)
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "address",
+                    "community",
+                    "raw_score",
+                    "threshold",
+                    "passing",
+                    "status",
+                    "error",
+                    "last_score_timestamp",
+                    "expiration_date",
+                )
+            },
+        ),
+        ("Why this score: the address's stamps", {"fields": ("stamp_breakdown",)}),
+        ("Events of this address in this community (newest first)", {"fields": ("address_events",)}),
+        ("Human points of this address", {"fields": ("human_points",)}),
+        ("Stored evidence", {"fields": ("evidence_json",), "classes": ("collapse",)}),
+    )
+
+    # --- columns -------------------------------------------------------------------------------------------------
+
+    @admin.display(description="address", ordering="passport__address")
+    def address(self, obj: models.Score) -> str:
+        return obj.passport.address or "-"
+
+    @admin.display(description="community")
+    def community(self, obj: models.Score) -> str:
+        return _community_cell(obj.passport.community)
+
+    @admin.display(description="raw score")
+    def raw_score(self, obj: models.Score) -> str:
+        return _five_places((obj.evidence or {}).get("rawScore"))
+
+    @admin.display(description="threshold")
+    def threshold(self, obj: models.Score) -> str:
+        return _five_places((obj.evidence or {}).get("threshold"))
+
+    @admin.display(description="passing", boolean=True)
+    def passing(self, obj: models.Score) -> bool | None:
+        return None if obj.score is None else obj.score == 1
+
+    @admin.display(description="stored evidence")
+    def evidence_json(self, obj: models.Score) -> str:
+        return pretty_json({"evidence": obj.evidence, "stamp_scores": obj.stamp_scores, "stamps": obj.stamps})
+
+    # --- everything behind the number (detail page only) --------------------------------------------------------
+
+    @admin.display(description="stamps")
+    def stamp_breakdown(self, obj: models.Score) -> str:
+        address, community_id = obj.passport.address or "", obj.passport.community_id
+        entries: dict[str, dict[str, Any]] = obj.stamps or {}
+        live = {
+            row.provider: row
+            for row in models.CeramicCache.objects.filter(address=address, deleted_at__isnull=True).order_by("id")
+        }
+        holders = _nullifier_holders(
+            address, community_id, [live[p] for p in entries if p in live and _dedup(entries[p])]
+        )
+        weights = _weights(community_id)
+        rows = []
+        for provider in sorted(set(entries) | set(live)):
+            entry = entries.get(provider)
+            cached = live.get(provider)
+            expiry = entry.get("expiration_date") if entry else (cached.expiration_date if cached else None)
+            holder = holders.get(provider)
+            rows.append(
+                (
+                    provider,
+                    _five_places(weights.get(provider)) if provider in weights else "not weighted",
+                    _five_places(entry.get("score")) if entry else "-",
+                    expiry or "-",
+                    _counted(entry, cached),
+                    changelist_link("score", holder, q=holder, community=community_id) if holder else "",
+                )
+            )
+        return _table(("provider", "weight", "contributed", "expires", "counted", "nullifier held by"), rows)
+
+    @admin.display(description="events")
+    def address_events(self, obj: models.Score) -> str:
+        address, community_id = obj.passport.address or "", obj.passport.community_id
+        events = models.Event.objects.filter(
+            action__in=EVENT_ACTIONS, address=address, community_id=community_id
+        ).order_by("-created_at")[:SHOWN_EVENTS]
+        rows = [(event.action, event.created_at, _event_summary(event)) for event in events]
+        more = changelist_link("event", "all events of this address", q=address, community=community_id or "")
+        return format_html("{}<p>{}</p>", _table(("action", "at", "data"), rows), more)
+
+    @admin.display(description="human points")
+    def human_points(self, obj: models.Score) -> str:
+        address = obj.passport.address or ""
+        awards = models.HumanPoints.objects.filter(address=address).order_by("-id")[:SHOWN_POINTS]
+        rows = [(award.action, award.provider, award.chain_id, award.timestamp, award.tx_hash) for award in awards]
+        qualified = list(
+            models.HumanPointsCommunityQualifiedUsers.objects.filter(address=address).values_list(
+                "community_id", flat=True
+            )
+        )
+        multiplier = models.HumanPointsMultiplier.objects.filter(address=address).values_list("multiplier", flat=True)
+        return format_html(
+            "{}<p>Qualified in communities: {}. Multiplier: {}.</p>",
+            _table(("action", "provider", "chain", "at", "tx hash"), rows),
+            ", ".join(str(community_id) for community_id in qualified) or "none",
+            next(iter(multiplier), "none"),
+        )
+
+    # --- the action --------------------------------------------------------------------------------------------
+
+    def has_rescore_individual_score_permission(self, request: HttpRequest) -> bool:
+        return can_rescore(request)
+
+    @admin.action(description="Recalculate user score", permissions=["rescore_individual_score"])
+    def recalculate_user_score(self, request: HttpRequest, queryset: QuerySet) -> None:
+        """The API's scoring pipeline (re-read the ceramic cache, verify, deduplicate, write score, stamps, links,
+        events, points), one durable transaction per score, as GET /internal/score/v2 does."""
+        selected = list(queryset.select_related("passport").order_by("pk")[: MAX_RESCORE_SELECTION + 1])
+        if len(selected) > MAX_RESCORE_SELECTION:
+            self.message_user(
+                request,
+                f"Select at most {MAX_RESCORE_SELECTION} scores to recalculate at once; nothing was rescored.",
+                messages.ERROR,
+            )
+            return
+        rescored, failed = [], []
+        for score in selected:
+            problem = _rescore(score.passport)
+            if problem is None:
+                rescored.append(score)
+                self.log_change(request, score, "Recalculated the score (admin action).")
+            else:
+                failed.append(f"{score.pk} ({problem})")
+        _report(self, request, rescored, failed)
+
+
+def _rescore(passport: models.Passport) -> str | None:
+    """None when scored (an error-state score is a result, reported separately), else why not."""
+    if passport.community_id is None or not passport.address:
+        return "the passport has no community or no address"
+    try:
+        use_cases.internal_score(scorer_id=passport.community_id, raw_address=passport.address)
+    except ScoreCalculationFailed:
+        return None
+    except ScorerError as exc:
+        return exc.message
+    except DatabaseError as exc:
+        logger.exception("admin rescore failed", extra={"community_id": passport.community_id})
+        return f"database error: {type(exc).__name__}"
+    return None
+
+
+def _report(
+    model_admin: admin.ModelAdmin, request: HttpRequest, rescored: list[models.Score], failed: list[str]
+) -> None:
+    """One message per outcome (the original repeated them once per row)."""
+    if rescored:
+        ids = [score.pk for score in rescored]
+        model_admin.message_user(request, f"Recalculated {len(ids)} score(s): {ids}.", messages.SUCCESS)
+        in_error = models.Score.objects.filter(pk__in=ids, status="ERROR").values_list("pk", "error")
+        if in_error:
+            listed = "; ".join(f"{pk}: {error}" for pk, error in in_error)
+            model_admin.message_user(request, f"Scored, but in error state: {listed}", messages.WARNING)
+    if failed:
+        model_admin.message_user(request, f"Could not recalculate: {', '.join(failed)}", messages.ERROR)
+
+
+def _dedup(entry: dict[str, Any]) -> bool:
+    return bool(entry.get("dedup"))
+
+
+def _counted(entry: dict[str, Any] | None, cached: models.CeramicCache | None) -> str:
+    if entry is None:
+        return "no: invalid, expired, or added after the last scoring"
+    if _dedup(entry):
+        return "no: de-duplicated (another address holds its nullifier)"
+    return "yes" if cached is not None else "yes (since deleted from the ceramic cache)"
+
+
+def _nullifier_holders(address: str, community_id: int | None, stamps: list[models.CeramicCache]) -> dict[str, str]:
+    """provider → the other address that holds one of its nullifiers in this community (one query)."""
+    by_hash = {
+        nullifier: stamp.provider
+        for stamp in stamps
+        for nullifier in stamp_nullifiers(stamp.stamp or {}, multi_nullifier=settings.FF_MULTI_NULLIFIER)
+    }
+    if not by_hash or community_id is None:
+        return {}
+    links = models.HashScorerLink.objects.filter(community_id=community_id, hash__in=list(by_hash)).exclude(
+        address=address
+    )
+    return {by_hash[link.hash]: link.address for link in links}
+
+
+def _weights(community_id: int | None) -> dict[str, Any]:
+    if community_id is None:
+        return {}
+    try:
+        return use_cases.scorer_weights(community_id)
+    except ScoreCalculationFailed:
+        return {}
+
+
+def _event_summary(event: models.Event) -> str:
+    data = event.data if isinstance(event.data, dict) else {}
+    if event.action == "SCU":
+        fields = data.get("fields") or {}
+        evidence = fields.get("evidence") or {}
+        return f"score {fields.get('score')}, raw score {_five_places(evidence.get('rawScore'))}"
+    if event.action == "LDP":
+        return f"{data.get('provider')} de-duplicated (nullifiers {data.get('nullifiers') or data.get('hash')})"
+    return json.dumps(data, default=str)[:200]
+
+
+class ProviderFilter(ValueFilter):
+    title = "provider (exact)"
+    parameter_name = "provider"
+    field = "provider"
+
+
+@admin.register(models.Passport)
+class PassportAdmin(AddressSearchAdmin):
+    list_display = ("address", "community", "requires_calculation", "score_link")
+    list_select_related = ("community",)
+    list_filter = (CommunityFilter,)
+
+    @admin.display(description="community")
+    def community(self, obj: models.Passport) -> str:
+        return _community_cell(obj.community, "passport")
+
+    @admin.display(description="score")
+    def score_link(self, obj: models.Passport) -> str:
+        return changelist_link("score", "score", q=obj.address, community=obj.community_id or "")
+
+
+@admin.register(models.Stamp)
+class StampAdmin(AddressSearchAdmin):
+    """registry_stamp: the stamps that counted at the last scoring."""
+
+    address_field = "passport__address"
+    list_display = ("id", "address", "community", "provider", "expires")
+    list_select_related = ("passport__community",)
+    list_filter = (PassportCommunityFilter, ProviderFilter)
+    exclude = ("credential",)
+    readonly_fields = ("address", "community", "credential_json")
+
+    @admin.display(description="address", ordering="passport__address")
+    def address(self, obj: models.Stamp) -> str:
+        return obj.passport.address if obj.passport else "-"
+
+    @admin.display(description="community")
+    def community(self, obj: models.Stamp) -> str:
+        return _community_cell(obj.passport.community if obj.passport else None, "stamp")
+
+    @admin.display(description="expires")
+    def expires(self, obj: models.Stamp) -> str:
+        return (obj.credential or {}).get("expirationDate") or "-"
+
+    @admin.display(description="credential (proof hidden)")
+    def credential_json(self, obj: models.Stamp) -> str:
+        return pretty_json(redacted_credential(obj.credential))
+
+
+class EventActionFilter(ChoicesFilter):
+    title = "action"
+    parameter_name = "action"
+    field = "action"
+    choices_list = tuple((action, action) for action in EVENT_ACTIONS)
+
+
+@admin.register(models.Event)
+class EventAdmin(AddressSearchAdmin):
+    """registry_event is indexed on (action, address, community_id, created_at) only: a search probes that index
+    once per known action, so it takes the full address (no prefix)."""
+
+    list_display = ("id", "action", "address", "community", "created_at")
+    list_select_related = ("community",)
+    list_filter = (EventActionFilter, CommunityFilter)
+    search_help_text = "Search by the full address (0x followed by 40 hex characters). Not case-sensitive."
+    exclude = ("data",)
+    readonly_fields = ("data_json",)
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
+        if not search_term.strip():
+            return queryset, False
+        address = search_term.strip().lower()
+        if not FULL_ADDRESS.match(address):  # a prefix: the index cannot serve it
+            self.message_user(request, "Events are searched by the full address.", messages.WARNING)
+            return queryset.none(), False
+        return queryset.filter(action__in=EVENT_ACTIONS, address=address), False
+
+    @admin.display(description="community")
+    def community(self, obj: models.Event) -> str:
+        return _community_cell(obj.community, "event")
+
+    @admin.display(description="data")
+    def data_json(self, obj: models.Event) -> str:
+        return pretty_json(obj.data)
+
+
+@admin.register(models.HashScorerLink)
+class HashScorerLinkAdmin(AddressSearchAdmin):
+    list_display = ("hash", "address", "community", "expires_at")
+    list_select_related = ("community",)
+    list_filter = (CommunityFilter,)
+    search_help_text = "Search by address (full or prefix, not case-sensitive) or by nullifier hash (full or prefix)."
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        if term.lower().startswith("0x"):
+            return queryset.filter(address_q("address", term)), False
+        return queryset.filter(hash__startswith=term), False
+
+    @admin.display(description="community")
+    def community(self, obj: models.HashScorerLink) -> str:
+        return _community_cell(obj.community, "hashscorerlink")

@@ -1,0 +1,152 @@
+"""The ceramic cache (the stamps users hold), with the "Undelete selected stamps" action, and revocations."""
+
+from datetime import UTC, datetime
+
+from django.contrib import admin, messages
+from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
+
+from scorer_fast import models
+from scorer_fast.admin.base import (
+    AddressSearchAdmin,
+    ChoicesFilter,
+    ReadOnlyAdmin,
+    ValueFilter,
+    address_q,
+    can_rescore,
+    pretty_json,
+    redacted_credential,
+)
+from scorer_fast.db import queries
+from scorer_fast.services.stamps import SOURCE_APP_EMBED, SOURCE_APP_PASSPORT
+
+MAX_UNDELETE_SELECTION = 500
+
+
+class DeletedFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> tuple[tuple[str, str], ...]:
+        return (("live", "Live"), ("deleted", "Deleted"))
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if value in ("live", "deleted"):
+            return queryset.filter(deleted_at__isnull=value == "live")
+        return queryset
+
+
+class SourceAppFilter(ChoicesFilter):
+    title = "source app"
+    parameter_name = "source_app"
+    field = "source_app"
+    choices_list = ((str(SOURCE_APP_PASSPORT), "Passport app"), (str(SOURCE_APP_EMBED), "Embed"))
+
+
+class ProviderFilter(ValueFilter):
+    title = "provider (exact)"
+    parameter_name = "provider"
+    field = "provider"
+
+
+@admin.register(models.CeramicCache)
+class CeramicCacheAdmin(AddressSearchAdmin):
+    list_display = (
+        "id",
+        "address",
+        "provider",
+        "state",
+        "source_app",
+        "source_scorer_id",
+        "issuance_date",
+        "expiration_date",
+        "updated_at",
+    )
+    list_filter = (DeletedFilter, SourceAppFilter, ProviderFilter)
+    search_help_text = (
+        "Search by address (full or prefix, not case-sensitive), or by an exact proof value or ComposeDB stream id."
+    )
+    exclude = ("stamp", "proof_value")
+    readonly_fields = ("stamp_json",)
+    actions = ("undelete_stamps",)
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        if term.lower().startswith("0x"):
+            return queryset.filter(address_q("address", term)), False
+        return queryset.filter(Q(proof_value=term) | Q(compose_db_stream_id=term)), False
+
+    @admin.display(description="state")
+    def state(self, obj: models.CeramicCache) -> str:
+        return f"deleted {obj.deleted_at:%Y-%m-%d %H:%M}" if obj.deleted_at else "live"
+
+    @admin.display(description="stamp (proof hidden)")
+    def stamp_json(self, obj: models.CeramicCache) -> str:
+        return pretty_json(redacted_credential(obj.stamp))
+
+    def has_rescore_individual_score_permission(self, request: HttpRequest) -> bool:
+        return can_rescore(request)
+
+    @admin.action(description="Undelete selected stamps", permissions=["rescore_individual_score"])
+    def undelete_stamps(self, request: HttpRequest, queryset: QuerySet) -> None:
+        """Clear deleted_at (and bump updated_at), one transaction per stamp under the address's lock, so an API
+        write to the same address waits. A stamp whose provider has a live row again stays deleted."""
+        selected = list(queryset.order_by("pk")[: MAX_UNDELETE_SELECTION + 1])
+        if len(selected) > MAX_UNDELETE_SELECTION:
+            self.message_user(
+                request, f"Select at most {MAX_UNDELETE_SELECTION} stamps; nothing was undeleted.", messages.ERROR
+            )
+            return
+        undeleted, failed = [], []
+        for row in selected:
+            problem = _undelete(row)
+            if problem:
+                failed.append(f"{row.pk} ({problem})")
+            else:
+                undeleted.append(row.pk)
+                self.log_change(request, row, "Undeleted the stamp (admin action).")
+        if undeleted:
+            self.message_user(
+                request,
+                f"Undeleted {len(undeleted)} stamp(s): {undeleted}. Recalculate the score for them to count.",
+                messages.SUCCESS,
+            )
+        if failed:
+            self.message_user(request, f"Could not undelete: {', '.join(failed)}", messages.ERROR)
+
+
+def _undelete(row: models.CeramicCache) -> str | None:
+    if row.deleted_at is None:
+        return "not deleted"
+    if not row.address:
+        return "no address"
+    try:
+        with transaction.atomic():
+            queries.address_lock(row.address)
+            changed = models.CeramicCache.objects.filter(pk=row.pk, deleted_at__isnull=False).update(
+                deleted_at=None, updated_at=datetime.now(UTC)
+            )
+    except IntegrityError:
+        return "a live stamp for this provider exists"
+    return None if changed else "not deleted"
+
+
+@admin.register(models.Revocation)
+class RevocationAdmin(ReadOnlyAdmin):
+    list_display = ("id", "proof_value", "ceramic_cache_id", "revocation_list")
+    list_select_related = ("revocation_list",)
+    search_fields = ("proof_value",)
+    search_help_text = "Search by an exact proof value."
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
+        term = search_term.strip()
+        return (queryset.filter(proof_value=term) if term else queryset), False
+
+
+@admin.register(models.RevocationList)
+class RevocationListAdmin(ReadOnlyAdmin):
+    list_display = ("id", "name", "description")

@@ -1,0 +1,438 @@
+"""The support admin through Django's test client, logged in as staff holding the original's permissions (with and
+without rescore_individual_score): pages, values, actions, secrets, query bounds and index use."""
+
+import hashlib
+import os
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.apps import apps
+from django.contrib import admin
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth.models import Group, Permission, User
+from django.contrib.contenttypes.models import ContentType
+from django.contrib.staticfiles import finders
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from scorer_fast import models
+from scorer_fast.admin.base import CappedCountPaginator, original_permission
+from scorer_fast.services import use_cases
+from tests import factories
+from tests.credentials import signed_stamp
+from tests.helpers import count_rows
+
+pytestmark = pytest.mark.django_db
+
+HOLDER = "0x" + "b" * 40  # holds the Github nullifier first
+USER = "0x" + "a" * 40  # Ens + Google count, Github is de-duplicated (held by HOLDER)
+WEIGHTS = {"Ens": 12, "Google": 10, "Github": 1}
+SHARED = "v0:Github:shared-nullifier"
+ADMIN = "/admin/scorer_fast"
+LISTS = [
+    "score",
+    "passport",
+    "stamp",
+    "ceramiccache",
+    "event",
+    "hashscorerlink",
+    "account",
+    "accountapikey",
+    "accountapikeyanalytics",
+    "community",
+    "scorer",
+    "weightedscorer",
+    "binaryweightedscorer",
+    "humanpoints",
+    "humanpointscommunityqualifiedusers",
+    "humanpointsmultiplier",
+    "humanpointsconfig",
+    "revocation",
+    "addresslist",
+    "addresslistmember",
+    "customization",
+    "allowlist",
+    "walletgroupcommunityclaim",
+]
+
+
+def grant(user: User, app_label: str, codename: str, model_name: str) -> None:
+    """A permission as the original's database holds it (its own content type, e.g. registry | score)."""
+    content_type, _ = ContentType.objects.get_or_create(app_label=app_label, model=model_name)
+    permission, _ = Permission.objects.get_or_create(
+        content_type=content_type, codename=codename, defaults={"name": codename}
+    )
+    user.user_permissions.add(permission)
+
+
+def support_user(*, rescore: bool) -> User:
+    """Staff with the original's view permissions on every table (as group admin_read_only has them)."""
+    user = User.objects.create_user(f"support-{rescore}", password="pw", is_staff=True)
+    for model in apps.get_app_config("scorer_fast").get_models():
+        app_label, codename = original_permission(model, "view").split(".")
+        grant(user, app_label, codename, model._meta.model_name)
+    if rescore:
+        grant(user, "registry", "rescore_individual_score", "score")
+    return user
+
+
+@pytest.fixture
+def viewer(client):
+    client.force_login(support_user(rescore=False))
+    return client
+
+
+@pytest.fixture
+def rescorer(client):
+    client.force_login(support_user(rescore=True))
+    return client
+
+
+@pytest.fixture
+def scored():
+    """HOLDER claims the shared Github nullifier; USER holds Ens and Github (de-duplicated): raw score 12."""
+    owner = factories.account()
+    community = factories.community(owner=owner, weights=WEIGHTS, threshold="20")
+    factories.cache_stamp(HOLDER, signed_stamp(HOLDER, "Github", nullifiers=[SHARED]))
+    use_cases.internal_score(scorer_id=community.id, raw_address=HOLDER)
+    factories.cache_stamp(USER, signed_stamp(USER, "Ens"))
+    factories.cache_stamp(USER, signed_stamp(USER, "Github", nullifiers=[SHARED]))
+    use_cases.internal_score(scorer_id=community.id, raw_address=USER)
+    score = models.Score.objects.get(passport__address=USER)
+    return community, score
+
+
+def page(client, url: str) -> str:
+    response = client.get(url)
+    assert response.status_code == 200, (url, response.status_code)
+    return response.content.decode()
+
+
+def cells(html: str) -> list[str]:
+    return [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", html, re.S)]
+
+
+# --- pages --------------------------------------------------------------------------------------------------------
+
+
+def test_every_list_and_detail_page_answers_for_read_only_staff(viewer, scored):
+    owner = scored[0].account
+    factories.api_key(owner)
+    index = page(viewer, "/admin/")
+    assert "Communities (scorers)" in index and "Human points awards" in index and "Communitys" not in index
+    for name in LISTS:
+        html = page(viewer, f"{ADMIN}/{name}/")
+        assert "object (" not in html, name  # every model has a __str__
+        first = re.search(rf'href="{ADMIN}/{name}/([^/"]+)/change/', html)
+        if first and name != "accountapikey":
+            page(viewer, f"{ADMIN}/{name}/{first.group(1)}/change/")
+
+
+def test_score_list_shows_address_community_raw_score_and_filters(viewer, scored):
+    community, score = scored
+    html = page(viewer, f"{ADMIN}/score/?q={USER.upper().replace('0X', '0x')}")
+    row = cells(html)
+    assert USER in row and str(community) in row and "12.00000" in row
+    assert "DONE" in row and HOLDER not in html
+    assert "passport_id" not in html and "1.000000000" not in html
+    assert HOLDER in page(viewer, f"{ADMIN}/score/?q={HOLDER[:10]}")  # prefix search
+    assert USER in page(viewer, f"{ADMIN}/score/?community={community.id}")
+    assert USER not in page(viewer, f"{ADMIN}/score/?community={community.id + 1000}")
+    assert USER not in page(viewer, f"{ADMIN}/score/?passing=yes") and USER in page(
+        viewer, f"{ADMIN}/score/?passing=no"
+    )
+
+
+def test_a_score_page_shows_everything_behind_the_number(viewer, scored):
+    community, score = scored
+    models.HumanPoints.objects.create(
+        address=USER, action="PMT", timestamp=datetime.now(UTC), tx_hash="0xtx", chain_id=10, provider="Ens"
+    )
+    html = page(viewer, f"{ADMIN}/score/{score.pk}/change/")
+    text = cells(html)
+    ens = text.index("Ens")
+    assert text[ens : ens + 5][1:3] == ["12.00000", "12.00000"] and text[ens + 4] == "yes"
+    github = text.index("Github")
+    assert text[github + 2] == "0.00000" and text[github + 4].startswith("no: de-duplicated")
+    assert text[github + 5] == HOLDER
+    assert f"?q={HOLDER}&amp;community={community.id}" in html  # the holder's link
+    assert "SCU" in text and "LDP" in text  # the address's events
+    assert "PMT" in text and "0xtx" in text  # its human points
+    assert "proofValue" not in html or "(hidden)" in html
+
+
+def test_searches_by_address_on_every_address_page(viewer, scored):
+    for name in ("passport", "stamp", "ceramiccache", "hashscorerlink", "humanpoints"):
+        assert USER in page(viewer, f"{ADMIN}/{name}/?q={USER}") or name == "humanpoints", name
+        assert USER not in page(viewer, f"{ADMIN}/{name}/?q={HOLDER}"), name
+    assert USER in page(viewer, f"{ADMIN}/event/?q={USER.upper().replace('0X', '0x')}")
+    assert USER not in page(viewer, f"{ADMIN}/event/?q={USER[:12]}")  # events take the full address only
+
+
+# --- actions -------------------------------------------------------------------------------------------------------
+
+
+def run_action(client, model_name: str, action: str, ids: list[int]) -> str:
+    response = client.post(
+        f"{ADMIN}/{model_name}/", {"action": action, "_selected_action": ids, "index": 0}, follow=True
+    )
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_rescore_runs_the_scoring_pipeline_once_per_score_and_reports_once(rescorer, scored):
+    community, score = scored
+    factories.cache_stamp(USER, signed_stamp(USER, "Google"))
+    broken = models.Score.objects.create(
+        passport=models.Passport.objects.create(address="not-an-address", community=community),
+        status="DONE",
+    )
+    events_before = count_rows("registry_event", "action = 'SCU' AND address = %s", (USER,))
+
+    html = run_action(rescorer, "score", "recalculate_user_score", [score.pk, broken.pk])
+
+    score.refresh_from_db()
+    assert score.evidence["rawScore"] == "22" and score.score == 1 and score.stamps["Google"]["dedup"] is False
+    assert count_rows("registry_event", "action = 'SCU' AND address = %s", (USER,)) == events_before + 1
+    assert html.count("Recalculated 1 score(s)") == 1 and f"[{score.pk}]" in html
+    assert html.count("Could not recalculate") == 1 and f"{broken.pk} (" in html
+    assert LogEntry.objects.filter(object_id=str(score.pk), change_message__startswith="Recalculated").count() == 1
+
+
+def test_rescore_reports_an_error_state_score_as_a_warning(rescorer, scored):
+    community, score = scored
+    models.Community.objects.filter(pk=community.pk).update(rule="NOT_LIFO")
+    html = run_action(rescorer, "score", "recalculate_user_score", [score.pk])
+    assert "Scored, but in error state" in html and "Invalid rule" in html
+
+
+def test_rescore_and_undelete_are_refused_without_the_permission(viewer, scored):
+    community, score = scored
+    stamp = models.CeramicCache.objects.filter(address=USER, provider="Ens").get()
+    stamp.deleted_at = datetime.now(UTC)
+    stamp.save()
+    assert "recalculate_user_score" not in page(viewer, f"{ADMIN}/score/")
+    assert "undelete_stamps" not in page(viewer, f"{ADMIN}/ceramiccache/")
+
+    run_action(viewer, "score", "recalculate_user_score", [score.pk])
+    run_action(viewer, "ceramiccache", "undelete_stamps", [stamp.pk])
+
+    assert models.Score.objects.get(pk=score.pk).last_score_timestamp == score.last_score_timestamp
+    assert models.CeramicCache.objects.get(pk=stamp.pk).deleted_at is not None
+
+
+def test_undelete_restores_deleted_stamps_and_lists_the_ones_it_cannot(rescorer, scored):
+    deleted_at = datetime.now(UTC) - timedelta(days=1)
+    ens = models.CeramicCache.objects.get(address=USER, provider="Ens")
+    models.CeramicCache.objects.filter(pk=ens.pk).update(deleted_at=deleted_at)
+    replaced = factories.cache_stamp(USER, signed_stamp(USER, "Google"))
+    models.CeramicCache.objects.filter(pk=replaced.pk).update(deleted_at=deleted_at + timedelta(hours=1))
+    factories.cache_stamp(USER, signed_stamp(USER, "Google"))  # a live Google row again: the old one must stay
+    live = models.CeramicCache.objects.get(address=USER, provider="Github")
+
+    html = run_action(rescorer, "ceramiccache", "undelete_stamps", [ens.pk, replaced.pk, live.pk])
+
+    assert models.CeramicCache.objects.get(pk=ens.pk).deleted_at is None
+    assert models.CeramicCache.objects.get(pk=replaced.pk).deleted_at is not None
+    assert html.count("Undeleted 1 stamp(s)") == 1
+    assert f"{replaced.pk} (a live stamp for this provider exists)" in html and f"{live.pk} (not deleted)" in html
+
+
+# --- secrets, deletions, /docs ----------------------------------------------------------------------------------
+
+
+def test_no_page_shows_an_api_key_or_its_hashes(viewer, scored, settings):
+    owner = scored[0].account
+    key = factories.api_key(owner, storage="pbkdf2")
+    row = models.AccountAPIKey.objects.get(prefix=key.split(".")[0])
+    models.AccountAPIKeyAnalytics.objects.create(
+        api_key=row, path="/v2/x", created_at=datetime.now(UTC), status_code=200, headers={"X-Api-Key": key}
+    )
+    usage = models.AccountAPIKeyAnalytics.objects.get()
+    pages = [page(viewer, f"{ADMIN}/{name}/") for name in LISTS]
+    pages += [page(viewer, f"{ADMIN}/{name}/?q={row.prefix}") for name in ("accountapikey",)]
+    pages += [page(viewer, f"{ADMIN}/accountapikeyanalytics/{usage.pk}/change/")]
+    pages += [page(viewer, f"{ADMIN}/account/{owner.pk}/change/")]
+    listing = pages[LISTS.index("accountapikey")]
+    assert row.prefix in listing and owner.address in listing and "125/15m" in listing
+    for html in pages:
+        assert row.hashed_key not in html and row.pk not in html and key not in html
+        assert "pbkdf2_sha256$" not in html
+    assert viewer.get(f"{ADMIN}/accountapikey/{row.pk}/change/").status_code in (302, 403)
+
+
+def test_users_that_accounts_point_at_cannot_be_deleted(client, scored):
+    admin_user = User.objects.create_superuser("root", "root@example.com", "pw")
+    client.force_login(admin_user)
+    owner_user = scored[0].account.user
+    lonely = User.objects.create_user("lonely")
+
+    assert client.get(f"/admin/auth/user/{owner_user.pk}/delete/").status_code == 403
+    assert client.post(f"/admin/auth/user/{owner_user.pk}/delete/", {"post": "yes"}).status_code == 403
+    bulk = {"action": "delete_selected", "_selected_action": [owner_user.pk]}
+    confirm = client.post("/admin/auth/user/", bulk)
+    assert confirm.status_code == 200 and "permission to delete" in confirm.content.decode()
+    assert client.post("/admin/auth/user/", {**bulk, "post": "yes"}).status_code == 403
+    assert User.objects.filter(pk=owner_user.pk).exists()
+    assert client.post(f"/admin/auth/user/{lonely.pk}/delete/", {"post": "yes"}).status_code == 302
+    assert not User.objects.filter(pk=lonely.pk).exists()
+    group = Group.objects.create(name="admin_read_only")
+    assert client.post(f"/admin/auth/group/{group.pk}/delete/", {"post": "yes"}).status_code == 302
+
+
+def test_docs_reference_only_local_assets(client):
+    html = page(client, "/docs")
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert assets and all(asset.startswith("/static/") for asset in assets), assets
+    assert "cdn" not in html.lower()
+    for asset in assets:
+        assert finders.find(asset.removeprefix("/static/")), asset  # collected by collectstatic
+
+
+# --- production size -------------------------------------------------------------------------------------------
+
+ROWS = 1_200
+
+
+@pytest.fixture
+def big_tables(scored):
+    """ROWS rows in every address table, written with bulk inserts."""
+    community = scored[0]
+    now = datetime.now(UTC)
+    addresses = ["0x" + hashlib.sha1(str(n).encode()).hexdigest() for n in range(ROWS)]  # selective prefixes
+    passports = models.Passport.objects.bulk_create(models.Passport(address=a, community=community) for a in addresses)
+    evidence = {"type": "ThresholdScoreCheck", "success": False, "rawScore": "1.5", "threshold": "20"}
+    models.Score.objects.bulk_create(
+        models.Score(passport=p, score=0, status="DONE", evidence=evidence, last_score_timestamp=now) for p in passports
+    )
+    credential = {"expirationDate": "2030-01-01T00:00:00Z", "proof": {"proofValue": "x" * 40}}
+    models.Stamp.objects.bulk_create(models.Stamp(passport=p, provider="Ens", credential=credential) for p in passports)
+    models.CeramicCache.objects.bulk_create(
+        models.CeramicCache(
+            address=a,
+            provider="Ens",
+            stamp=credential,
+            updated_at=now,
+            type=1,
+            compose_db_save_status="",
+            compose_db_stream_id="",
+            proof_value=f"proof{a}",
+        )
+        for a in addresses
+    )
+    models.Event.objects.bulk_create(
+        models.Event(action="SCU", address=a, created_at=now, data={}, community=community) for a in addresses
+    )
+    models.HashScorerLink.objects.bulk_create(
+        models.HashScorerLink(hash=f"v0:{a}", address=a, expires_at=now, community=community) for a in addresses
+    )
+    models.HumanPoints.objects.bulk_create(
+        models.HumanPoints(address=a, action="SCB", timestamp=now, tx_hash="", chain_id=0, provider="")
+        for a in addresses
+    )
+    models.HumanPointsCommunityQualifiedUsers.objects.bulk_create(
+        models.HumanPointsCommunityQualifiedUsers(address=a, community=community) for a in addresses
+    )
+    users = User.objects.bulk_create(User(username=f"bulk{n}") for n in range(ROWS))
+    accounts = models.Account.objects.bulk_create(models.Account(address=a, user=u) for a, u in zip(addresses, users))
+    models.AccountAPIKey.objects.bulk_create(
+        models.AccountAPIKey(
+            id=f"k{n:07d}.hash",
+            prefix=f"k{n:07d}",
+            hashed_key="hash",
+            created=now,
+            name=f"key {n}",
+            revoked=False,
+            account=account,
+            create_scorers=False,
+            read_scores=True,
+            submit_passports=True,
+            historical_endpoint=False,
+        )
+        for n, account in enumerate(accounts)
+    )
+    keys = list(models.AccountAPIKey.objects.all()[:ROWS])
+    models.AccountAPIKeyAnalytics.objects.bulk_create(
+        models.AccountAPIKeyAnalytics(api_key=key, path="/v2/x", status_code=200, created_at=now) for key in keys
+    )
+    models.Community.objects.bulk_create(
+        models.Community(
+            name=f"bulk {n}",
+            description="",
+            account=account,
+            scorer_id=community.scorer_id,
+            rule="LIFO",
+            human_points_program=False,
+        )
+        for n, account in enumerate(accounts)
+    )
+    return community, addresses
+
+
+MAX_LIST_QUERIES = 10
+
+
+def list_queries(name: str, community_id: int, address: str) -> list[str]:
+    model_admin = next(ma for model, ma in admin.site._registry.items() if model._meta.model_name == name)
+    queries = ["", f"?q={address}", f"?q={address[:30]}"]
+    if any(getattr(f, "parameter_name", None) == "community" for f in model_admin.list_filter):
+        queries.append(f"?community={community_id}")
+    return queries
+
+
+def test_list_pages_run_a_bounded_number_of_queries_at_production_size(
+    viewer, big_tables, django_assert_max_num_queries, monkeypatch
+):
+    community, addresses = big_tables
+    for name in LISTS:
+        for query in list_queries(name, community.id, addresses[7]):
+            with django_assert_max_num_queries(MAX_LIST_QUERIES):
+                html = page(viewer, f"{ADMIN}/{name}/{query}")
+            if name in ("score", "ceramiccache", "passport", "stamp") and query == "":
+                assert html.count('class="field-address"') == 50, name
+                assert f"{ROWS + 2} " in html or f"{ROWS + 1} " in html or name == "ceramiccache", name
+    monkeypatch.setattr(CappedCountPaginator, "CAP", 1000)  # the count stops at CAP + 1 rows
+    assert "More than 1000 scores" in page(viewer, f"{ADMIN}/score/")
+
+
+BIG_TABLES = (
+    "registry_passport",
+    "registry_score",
+    "registry_stamp",
+    "registry_event",
+    "ceramic_cache_ceramiccache",
+    "registry_hashscorerlink",
+    "registry_humanpoints",
+    "registry_humanpointscommunityqualifiedusers",
+    "account_account",
+)
+
+
+@pytest.mark.skipif(not os.environ.get("SCORER_SCHEMA_SQL"), reason="the production indexes exist in schema.sql only")
+def test_searches_use_the_production_indexes(viewer, big_tables):
+    community, addresses = big_tables
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    for name in ("score", "passport", "stamp", "ceramiccache", "event", "hashscorerlink", "humanpoints", "account"):
+        for term in (addresses[3],) if name == "event" else (addresses[3], addresses[3][:20]):
+            with CaptureQueriesContext(connection) as captured:
+                page(viewer, f"{ADMIN}/{name}/?q={term}")
+            plans = [
+                explain_without_seqscan(query["sql"])
+                for query in captured.captured_queries
+                if query["sql"].startswith("SELECT") and any(table in query["sql"] for table in BIG_TABLES)
+            ]
+            assert any(re.search(r"Index Cond: .*address", plan) for plan in plans), (name, term, plans)
+            for plan in plans:
+                assert "upper(" not in plan.lower(), (name, plan)
+                for table in BIG_TABLES:
+                    assert f"Seq Scan on {table}" not in plan, (name, term, plan)
+
+
+def explain_without_seqscan(sql: str) -> str:
+    """With sequential scans priced out, PostgreSQL still picks one only when no index can serve the query."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN " + sql)
+        return "\n".join(row[0] for row in cursor.fetchall())
