@@ -11,8 +11,8 @@ from scorer_fast.admin.base import (
     AddressSearchAdmin,
     ChoicesFilter,
     CommunityFilter,
+    ConditionFilter,
     ReadOnlyAdmin,
-    address_q,
     admin_link,
     changelist_link,
     pretty_json,
@@ -27,13 +27,8 @@ class AccountAdmin(AddressSearchAdmin):
     list_select_related = ("user",)
     search_help_text = "Search by address (full or prefix, not case-sensitive) or by the user's exact username."
 
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        if term.lower().startswith("0x"):
-            return queryset.filter(address_q("address", term)), False
-        return queryset.filter(user__username=term), False
+    def other_search(self, term: str) -> Q | None:
+        return Q(user__username=term)
 
     @admin.display(description="communities")
     def communities(self, obj: models.Account) -> str:
@@ -50,18 +45,14 @@ class AccountFilter(CommunityFilter):
     field = "account_id"
 
 
-class RevokedFilter(ChoicesFilter):
+class RevokedFilter(ConditionFilter):
     title = "revoked"
     parameter_name = "revoked"
-    choices_list = (("1", "Yes"), ("0", "No"))
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        value = self.value()
-        return queryset.filter(revoked=value == "1") if value in ("0", "1") else queryset
+    conditions = {"1": ("Yes", Q(revoked=True)), "0": ("No", Q(revoked=False))}
 
 
 @admin.register(models.AccountAPIKey)
-class AccountAPIKeyAdmin(ReadOnlyAdmin):
+class AccountAPIKeyAdmin(AddressSearchAdmin):
     """The primary key is `<prefix>.<PBKDF2 hash>`: rows get no link, no detail page and no action checkbox (each
     would put the hash into the page and into the URL that request logs record). The list shows everything else."""
 
@@ -82,17 +73,12 @@ class AccountAPIKeyAdmin(ReadOnlyAdmin):
     list_filter = (RevokedFilter, AccountFilter)
     actions = None
     ordering = ("-created",)
-    search_fields = ("prefix",)
+    address_field = "account__address"
     search_help_text = "Search by key prefix (the part before the dot), key name, or account address."
 
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        if term.lower().startswith("0x"):
-            return queryset.filter(address_q("account__address", term)), False
+    def other_search(self, term: str) -> Q | None:
         # API keys are a small table (one row per partner key): a name contains-search is cheap here.
-        return queryset.filter(Q(prefix__startswith=term.split(".")[0]) | Q(name__icontains=term)), False
+        return Q(prefix__startswith=term.split(".")[0]) | Q(name__icontains=term)
 
     def has_view_permission(self, request: HttpRequest, obj: models.AccountAPIKey | None = None) -> bool:
         return obj is None and super().has_view_permission(request)
@@ -272,6 +258,7 @@ class PointsActionFilter(ChoicesFilter):
 @admin.register(models.HumanPoints)
 class HumanPointsAdmin(AddressSearchAdmin):
     list_display = ("id", "address", "action", "provider", "chain_id", "timestamp", "tx_hash")
+    sortable_by = ("id", "address", "action", "provider", "chain_id")  # timestamp and tx_hash have no index
     list_filter = (PointsActionFilter,)
 
 

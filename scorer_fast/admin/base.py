@@ -90,6 +90,25 @@ class CommunityFilter(ValueFilter):
         return int(value) if value.isdigit() else None
 
 
+class ConditionFilter(admin.SimpleListFilter):
+    """Fixed choices, each one condition: value → (label, Q)."""
+
+    conditions: dict[str, tuple[str, Q]] = {}
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [(value, label) for value, (label, _condition) in self.conditions.items()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        chosen = self.conditions.get(self.value() or "")
+        return queryset.filter(chosen[1]) if chosen else queryset
+
+
+class ProviderFilter(ValueFilter):
+    title = "provider (exact)"
+    parameter_name = "provider"
+    field = "provider"
+
+
 class ChoicesFilter(admin.SimpleListFilter):
     """Fixed choices: Django's default filter on a plain column runs SELECT DISTINCT over the whole table."""
 
@@ -155,16 +174,22 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 class AddressSearchAdmin(ReadOnlyAdmin):
-    """`address_field` searched exactly (full address) or by prefix; nothing else, so no table scan."""
+    """`address_field` searched exactly (full address) or by prefix, so no table scan. A term that does not start
+    with 0x may mean something else on some pages (`other_search`)."""
 
     address_field = "address"
     search_fields = ("address",)  # shows the search box; the lookup itself is get_search_results
     search_help_text = ADDRESS_SEARCH_HELP
 
+    def other_search(self, term: str) -> Q | None:
+        return None
+
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
-        if not search_term.strip():
+        term = search_term.strip()
+        if not term:
             return queryset, False
-        return queryset.filter(address_q(self.address_field, search_term)), False
+        other = None if term.lower().startswith("0x") else self.other_search(term)
+        return queryset.filter(other if other is not None else address_q(self.address_field, term)), False
 
 
 def can_rescore(request: HttpRequest) -> bool:

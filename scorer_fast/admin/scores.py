@@ -19,8 +19,8 @@ from scorer_fast.admin.base import (
     AddressSearchAdmin,
     ChoicesFilter,
     CommunityFilter,
-    ValueFilter,
-    address_q,
+    ConditionFilter,
+    ProviderFilter,
     can_rescore,
     changelist_link,
     pretty_json,
@@ -71,20 +71,10 @@ class ScoreStatusFilter(ChoicesFilter):
     choices_list = (("DONE", "DONE"), ("ERROR", "ERROR"), ("PROCESSING", "PROCESSING"))
 
 
-class PassingFilter(admin.SimpleListFilter):
+class PassingFilter(ConditionFilter):
     title = "passing"
     parameter_name = "passing"
-
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> tuple[tuple[str, str], ...]:
-        return (("yes", "Yes"), ("no", "No"))
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        value = self.value()
-        if value == "yes":
-            return queryset.filter(score=1)
-        if value == "no":
-            return queryset.filter(Q(score__isnull=True) | ~Q(score=1))
-        return queryset
+    conditions = {"yes": ("Yes", Q(score=1)), "no": ("No", Q(score__isnull=True) | ~Q(score=1))}
 
 
 def _community_cell(community: models.Community | None, model_name: str = "score") -> str:
@@ -103,10 +93,11 @@ class ScoreAdmin(AddressSearchAdmin):
         "raw_score",
         "passing",
         "status",
-        "last_score_timestamp",
-        "expiration_date",
+        "last_scored",
+        "expires",
     )
     list_display_links = ("address",)
+    sortable_by = ("status", "last_scored", "expires")  # indexed columns only: a sort must not read the table
     list_select_related = ("passport__community",)
     list_filter = (PassportCommunityFilter, ScoreStatusFilter, PassingFilter)
     actions = ("recalculate_user_score",)
@@ -122,8 +113,8 @@ class ScoreAdmin(AddressSearchAdmin):
                     "passing",
                     "status",
                     "error",
-                    "last_score_timestamp",
-                    "expiration_date",
+                    "last_scored",
+                    "expires",
                 )
             },
         ),
@@ -135,7 +126,7 @@ class ScoreAdmin(AddressSearchAdmin):
 
     # --- columns -------------------------------------------------------------------------------------------------
 
-    @admin.display(description="address", ordering="passport__address")
+    @admin.display(description="address")
     def address(self, obj: models.Score) -> str:
         return obj.passport.address or "-"
 
@@ -154,6 +145,14 @@ class ScoreAdmin(AddressSearchAdmin):
     @admin.display(description="passing", boolean=True)
     def passing(self, obj: models.Score) -> bool | None:
         return None if obj.score is None else obj.score == 1
+
+    @admin.display(description="last scored", ordering="last_score_timestamp")
+    def last_scored(self, obj: models.Score) -> Any:
+        return obj.last_score_timestamp
+
+    @admin.display(description="expires", ordering="expiration_date")
+    def expires(self, obj: models.Score) -> Any:
+        return obj.expiration_date
 
     @admin.display(description="stored evidence")
     def evidence_json(self, obj: models.Score) -> str:
@@ -325,15 +324,10 @@ def _event_summary(event: models.Event) -> str:
     return json.dumps(data, default=str)[:200]
 
 
-class ProviderFilter(ValueFilter):
-    title = "provider (exact)"
-    parameter_name = "provider"
-    field = "provider"
-
-
 @admin.register(models.Passport)
 class PassportAdmin(AddressSearchAdmin):
     list_display = ("address", "community", "requires_calculation", "score_link")
+    sortable_by = ("address",)
     list_select_related = ("community",)
     list_filter = (CommunityFilter,)
 
@@ -352,12 +346,13 @@ class StampAdmin(AddressSearchAdmin):
 
     address_field = "passport__address"
     list_display = ("id", "address", "community", "provider", "expires")
+    sortable_by = ("id", "provider")
     list_select_related = ("passport__community",)
     list_filter = (PassportCommunityFilter, ProviderFilter)
     exclude = ("credential",)
     readonly_fields = ("address", "community", "credential_json")
 
-    @admin.display(description="address", ordering="passport__address")
+    @admin.display(description="address")
     def address(self, obj: models.Stamp) -> str:
         return obj.passport.address if obj.passport else "-"
 
@@ -387,6 +382,7 @@ class EventAdmin(AddressSearchAdmin):
     once per known action, so it takes the full address (no prefix)."""
 
     list_display = ("id", "action", "address", "community", "created_at")
+    sortable_by = ("id",)
     list_select_related = ("community",)
     list_filter = (EventActionFilter, CommunityFilter)
     search_help_text = "Search by the full address (0x followed by 40 hex characters). Not case-sensitive."
@@ -418,13 +414,8 @@ class HashScorerLinkAdmin(AddressSearchAdmin):
     list_filter = (CommunityFilter,)
     search_help_text = "Search by address (full or prefix, not case-sensitive) or by nullifier hash (full or prefix)."
 
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        if term.lower().startswith("0x"):
-            return queryset.filter(address_q("address", term)), False
-        return queryset.filter(hash__startswith=term), False
+    def other_search(self, term: str) -> Q | None:
+        return Q(hash__startswith=term)
 
     @admin.display(description="community")
     def community(self, obj: models.HashScorerLink) -> str:

@@ -11,9 +11,9 @@ from scorer_fast import models
 from scorer_fast.admin.base import (
     AddressSearchAdmin,
     ChoicesFilter,
+    ConditionFilter,
+    ProviderFilter,
     ReadOnlyAdmin,
-    ValueFilter,
-    address_q,
     can_rescore,
     pretty_json,
     redacted_credential,
@@ -24,18 +24,10 @@ from scorer_fast.services.stamps import SOURCE_APP_EMBED, SOURCE_APP_PASSPORT
 MAX_UNDELETE_SELECTION = 500
 
 
-class DeletedFilter(admin.SimpleListFilter):
+class DeletedFilter(ConditionFilter):
     title = "state"
     parameter_name = "state"
-
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> tuple[tuple[str, str], ...]:
-        return (("live", "Live"), ("deleted", "Deleted"))
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        value = self.value()
-        if value in ("live", "deleted"):
-            return queryset.filter(deleted_at__isnull=value == "live")
-        return queryset
+    conditions = {"live": ("Live", Q(deleted_at__isnull=True)), "deleted": ("Deleted", Q(deleted_at__isnull=False))}
 
 
 class SourceAppFilter(ChoicesFilter):
@@ -43,12 +35,6 @@ class SourceAppFilter(ChoicesFilter):
     parameter_name = "source_app"
     field = "source_app"
     choices_list = ((str(SOURCE_APP_PASSPORT), "Passport app"), (str(SOURCE_APP_EMBED), "Embed"))
-
-
-class ProviderFilter(ValueFilter):
-    title = "provider (exact)"
-    parameter_name = "provider"
-    field = "provider"
 
 
 @admin.register(models.CeramicCache)
@@ -72,13 +58,8 @@ class CeramicCacheAdmin(AddressSearchAdmin):
     readonly_fields = ("stamp_json",)
     actions = ("undelete_stamps",)
 
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        if term.lower().startswith("0x"):
-            return queryset.filter(address_q("address", term)), False
-        return queryset.filter(Q(proof_value=term) | Q(compose_db_stream_id=term)), False
+    def other_search(self, term: str) -> Q | None:
+        return Q(proof_value=term) | Q(compose_db_stream_id=term)
 
     @admin.display(description="state")
     def state(self, obj: models.CeramicCache) -> str:
