@@ -144,6 +144,39 @@ def test_score_list_shows_address_community_raw_score_and_filters(viewer, scored
     )
 
 
+COLUMNS = {
+    "score": ["Address", "Community", "Raw score", "Passing", "Status", "Last scored", "Expires"],
+    "passport": ["Address", "Community", "Requires calculation", "Score"],
+    "stamp": ["ID", "Address", "Community", "Provider", "Expires"],
+    "ceramiccache": [
+        "ID",
+        "Address",
+        "Provider",
+        "State",
+        "Source app",
+        "Source scorer id",
+        "Issuance date",
+        "Expiration date",
+        "Updated at",
+    ],
+    "event": ["ID", "Action", "Address", "Community", "Created at"],
+    "hashscorerlink": ["Hash", "Address", "Community", "Expires at"],
+}
+
+
+@pytest.mark.parametrize("name", list(COLUMNS))
+def test_address_lists_show_their_columns_and_the_searched_address(viewer, scored, name):
+    community = scored[0]
+    html = page(viewer, f"{ADMIN}/{name}/?q={USER}")
+    html = html[html.find('id="result_list"') :]
+    headers = [re.sub(r"<[^>]+>", "", h).strip() for h in re.findall(r'<th scope="col".*?</th>', html, re.S)]
+    assert [h for h in headers if h] == COLUMNS[name]
+    row = cells(html[html.find("<tbody>") :])
+    assert USER in row, name
+    if "Community" in COLUMNS[name]:
+        assert str(community) in row
+
+
 def test_a_score_page_shows_everything_behind_the_number(viewer, scored):
     community, score = scored
     models.HumanPoints.objects.create(
