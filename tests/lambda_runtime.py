@@ -127,10 +127,18 @@ def _handler_class(stub: RuntimeApiStub) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # the client ended by signal: expected
+            super().handle_error(request, client_address)
+
+
 def _bind_in_range(stub: RuntimeApiStub) -> ThreadingHTTPServer:
     for port in PORTS:
         try:
-            return ThreadingHTTPServer(("127.0.0.1", port), _handler_class(stub))
+            return _Server(("127.0.0.1", port), _handler_class(stub))
         except OSError:
             continue
     raise RuntimeError(f"no free port in {PORTS}")
@@ -141,7 +149,6 @@ def serve_stub(events: list[dict[str, Any]]) -> Iterator[tuple[RuntimeApiStub, s
     """Serve a stub with these events; yields it and its `host:port` (the AWS_LAMBDA_RUNTIME_API value)."""
     stub = RuntimeApiStub(events=list(events))
     server = _bind_in_range(stub)
-    server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
