@@ -39,11 +39,14 @@ class RuntimeApiStub:
     answers: dict[str, Answer] = field(default_factory=dict)
     request_ids: list[str] = field(default_factory=list)
     init_error: Answer | None = None
+    first_poll_at: float | None = None  # time.perf_counter() of the first `next` request: the end of init
     _changed: threading.Condition = field(default_factory=threading.Condition)
     _closing: threading.Event = field(default_factory=threading.Event)
 
     def next_event(self) -> tuple[str, dict[str, Any]] | None:
         with self._changed:
+            if self.first_poll_at is None:
+                self.first_poll_at = time.perf_counter()
             if not self.events:
                 return None
             request_id = str(uuid.uuid4())
