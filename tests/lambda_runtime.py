@@ -164,13 +164,19 @@ def serve_stub(events: list[dict[str, Any]]) -> Iterator[tuple[RuntimeApiStub, s
 
 @contextmanager
 def lambda_process(
-    runtime_api: str, env: dict[str, str], log: IO[bytes], python_args: tuple[str, ...] = ()
+    runtime_api: str,
+    env: dict[str, str],
+    log: IO[bytes],
+    python_args: tuple[str, ...] = (),
+    *,
+    python: str = sys.executable,
+    cwd: Path = REPO,
 ) -> Iterator[subprocess.Popen]:
     """`python -m awslambdaric scorer_fast.lambda_handler.handler`, as the image's Lambda role runs it; its
     stdout and stderr go to `log`."""
     process = subprocess.Popen(
-        [sys.executable, *python_args, "-m", "awslambdaric", "scorer_fast.lambda_handler.handler"],
-        cwd=REPO,
+        [python, *python_args, "-m", "awslambdaric", "scorer_fast.lambda_handler.handler"],
+        cwd=cwd,
         env={**os.environ, **env, "AWS_LAMBDA_RUNTIME_API": runtime_api},
         stdout=log,
         stderr=subprocess.STDOUT,
