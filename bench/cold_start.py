@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.run import STAMPS_PER_ADDRESS, database_url, hs256_token, seed  # noqa: E402
 from tests.lambda_events import HttpRequest, event  # noqa: E402
-from tests.lambda_runtime import PORTS, lambda_process, serve_stub  # noqa: E402
+from tests.lambda_runtime import free_port, lambda_process, serve_stub  # noqa: E402
 
 IMPORT_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)")
 
@@ -67,16 +67,6 @@ def lambda_peak_memory(env: dict, events: list[dict]) -> tuple[float, Counter]:
             with open(f"/proc/{process.pid}/status") as status:
                 vm_hwm = next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
     return round(vm_hwm / 1024, 1), Counter(answer.payload.get("statusCode") for answer in answers)
-
-
-def free_port() -> int:
-    import socket
-
-    for port in PORTS:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) != 0:
-                return port
-    raise RuntimeError("no free port")
 
 
 def gunicorn_cold_start(env: dict, path: str, headers: dict, python_args: tuple[str, ...] = ()) -> tuple[float, str]:

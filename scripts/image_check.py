@@ -24,10 +24,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-os.environ.setdefault("PGSERVER_DATA", str(REPO / ".pgdata-bench"))
 
+from bench.run import database_url as fresh_bench_database  # noqa: E402
 from tests.lambda_events import HttpRequest, event  # noqa: E402
-from tests.lambda_runtime import PORTS, lambda_process, serve_stub  # noqa: E402
+from tests.lambda_runtime import free_port, lambda_process, serve_stub  # noqa: E402
 
 WORK = Path(tempfile.gettempdir()) / "scorer_fast_image"
 # What must never be in the image: tests and their keys, the demo package and its issuer key, benchmarks.
@@ -76,19 +76,6 @@ def copy_context(target: Path) -> None:
     assert not present, f"the build context holds {present}"
 
 
-def fresh_database() -> str:
-    import psycopg
-
-    from settings import embedded_pg
-
-    base = os.environ.get("DATABASE_URL") or embedded_pg.ensure_running()
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS scorer_image WITH (FORCE)")
-        conn.execute("CREATE DATABASE scorer_image")
-    head, _, tail = base.partition("?")
-    return head.rsplit("/", 1)[0] + "/scorer_image" + ("?" + tail if tail else "")
-
-
 def build() -> Path:
     """The two stages: wheels from requirements/base.txt only, then the runtime folder."""
     shutil.rmtree(WORK, ignore_errors=True)
@@ -112,16 +99,6 @@ def build() -> Path:
         env=build_env,
     )
     return app
-
-
-def free_port() -> int:
-    import socket
-
-    for port in PORTS:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) != 0:
-                return port
-    raise RuntimeError("no free port")
 
 
 def get(port: int, path: str) -> tuple[int, dict]:
@@ -181,7 +158,7 @@ def check_refuses_placeholders(app: Path, env: dict[str, str]) -> None:
 
 def main() -> None:
     app = build()
-    database_url = fresh_database()
+    database_url = fresh_bench_database()
     run([sys.executable, "manage.py", "bootstrap_db"], cwd=REPO, env=os.environ | {"DATABASE_URL": database_url})
     env = image_env() | {
         "DATABASE_URL": database_url,

@@ -9,6 +9,7 @@ Runtime API closes that connection, so the client is ended by a signal once the 
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -128,6 +129,15 @@ def _handler_class(stub: RuntimeApiStub) -> type[BaseHTTPRequestHandler]:
             pass
 
     return Handler
+
+
+def free_port() -> int:
+    """A port of this project's range with nothing listening on it (for a server started next)."""
+    for port in PORTS:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) != 0:
+                return port
+    raise RuntimeError(f"no free port in {PORTS}")
 
 
 class _Server(ThreadingHTTPServer):
