@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 get_resolver().resolve("/health")
 
 PLAIN_HEADERS = {"Content-Type": "application/json", **CORS_HEADERS}
+_V2_HTTP_FIELDS = ("method", "sourceIp", "protocol")
 
 
 class NotAnHttpEvent(ValueError):
@@ -75,27 +76,24 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
 
 
 def event_kind(event: Any) -> str:
-    """ "alb", "v1" or "v2"; raises NotAnHttpEvent for anything that is not a complete HTTP event."""
+    """Which HTTP event this is: "alb", "v1" or "v2". Raises NotAnHttpEvent for anything else, or for an event
+    missing a field the adapter reads."""
     if not isinstance(event, dict):
         raise NotAnHttpEvent(f"expected a JSON object, got {type(event).__name__}")
     context = event.get("requestContext")
     if event.get("version") == "2.0":
         http = context.get("http") if isinstance(context, dict) else None
-        _require(isinstance(http, dict) and all(isinstance(http.get(k), str) for k in ("method", "sourceIp")), "http")
-        _require(isinstance(http.get("protocol", "HTTP/1.1"), str), "protocol")
+        _require(isinstance(http, dict) and all(isinstance(http.get(k), str) for k in _V2_HTTP_FIELDS), "http")
         _require(isinstance(event.get("rawPath"), str), "rawPath")
-        _require(isinstance(event.get("rawQueryString", ""), str), "rawQueryString")
-        _require(_is_str_map(event.get("headers", {})), "headers")
-        event.setdefault("rawQueryString", "")
-        event.setdefault("headers", {})
-        http.setdefault("protocol", "HTTP/1.1")
+        _require(isinstance(event.get("rawQueryString"), str), "rawQueryString")
+        _require(_is_str_map(event.get("headers")), "headers")
         kind = "v2"
     elif event.get("version", "1.0") == "1.0":
         _require(isinstance(event.get("httpMethod"), str), "httpMethod")
         _require(isinstance(event.get("path"), str), "path")
         multi = event.get("multiValueHeaders")
-        _require(_is_str_map(event.get("headers") or {}) or multi is not None, "headers")
         _require(multi is None or _is_list_map(multi), "multiValueHeaders")
+        _require(multi is not None or _is_str_map(event.get("headers") or {}), "headers")
         kind = "alb" if isinstance(context, dict) and "elb" in context else "v1"
     else:
         raise NotAnHttpEvent(f"unknown event version {event.get('version')!r}")
@@ -138,7 +136,7 @@ def _keys(event: Any) -> list[str]:
 
 
 def _path(event: Any) -> str:
-    path = event.get("path") or event.get("rawPath") if isinstance(event, dict) else None
+    path = (event.get("path") or event.get("rawPath")) if isinstance(event, dict) else None
     return path if isinstance(path, str) else ""
 
 

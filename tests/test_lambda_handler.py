@@ -264,6 +264,20 @@ def test_an_event_that_is_not_http_gets_a_400_and_a_log_line(bad_event, caplog):
     assert any(record.getMessage().startswith("not an HTTP event") for record in caplog.records)
 
 
+def test_an_error_outside_the_app_is_a_500_dict_and_fresh_connections(monkeypatch, caplog):
+    """Django turns errors inside the app into responses; one escaping the WSGI application is still an answer."""
+
+    def broken_application(environ, start_response):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(lambda_handler, "application", broken_application)
+    response = lambda_handler.handler(event(HttpRequest("GET", "/internal/embed/weights"), "apigw-v2"), None)
+    assert response["statusCode"] == 500
+    assert json.loads(response["body"]) == {"detail": "An error has occurred"}
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == ["Lambda invocation failed"]
+    assert connection.connection is None
+
+
 @pytest.mark.django_db
 def test_a_body_that_is_not_base64_gets_a_400(world):
     bad = event(routes(world)["embed-post-json"], "alb") | {"isBase64Encoded": True, "body": "%%%"}
