@@ -31,7 +31,7 @@ from tests.lambda_runtime import free_port, lambda_process, serve_stub  # noqa: 
 
 WORK = Path(tempfile.gettempdir()) / "scorer_fast_image"
 # What must never be in the image: tests and their keys, the demo package and its issuer key, benchmarks.
-FORBIDDEN = ("tests", "demo", "bench", "scripts", ".venv", "scorer_fast/demo_issuer.py", "scorer_fast/signing.py")
+FORBIDDEN = ("tests", "demo", "bench", "scripts", ".venv", "settings/test.py", "scorer_fast/demo_issuer.py")
 
 
 def image_env() -> dict[str, str]:
@@ -63,15 +63,19 @@ def ignored(relative: str, patterns: list[str]) -> bool:
     return False
 
 
-def copy_context(target: Path) -> None:
-    """`COPY . .` with .dockerignore applied (its patterns as Docker reads them, for the forms this file uses)."""
+def context_files() -> list[str]:
+    """The files `COPY . .` takes: the working tree less .dockerignore (its patterns as Docker reads them, for the
+    forms that file uses)."""
     lines = (REPO / ".dockerignore").read_text().splitlines()
     patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
-    for path in sorted(REPO.rglob("*")):
-        relative = path.relative_to(REPO).as_posix()
-        if path.is_file() and not ignored(relative, patterns):
-            (target / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, target / relative)
+    files = (path.relative_to(REPO).as_posix() for path in sorted(REPO.rglob("*")) if path.is_file())
+    return [relative for relative in files if not ignored(relative, patterns)]
+
+
+def copy_context(target: Path) -> None:
+    for relative in context_files():
+        (target / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / relative, target / relative)
     present = [name for name in FORBIDDEN if (target / name).exists()]
     assert not present, f"the build context holds {present}"
 
