@@ -6,7 +6,6 @@ Algorithms are pinned per key, `exp` is required on both kinds, there is no leew
 import base64
 from functools import cache
 
-import jwt
 from django.conf import settings
 
 from scorer_fast.domain.addresses import normalize_address
@@ -30,6 +29,10 @@ def _siwe_public_key(configured: str) -> str | None:
 
 
 def _decode_rs256(token: str) -> dict | None:
+    # Imported on first use: PyJWT loads `cryptography` (~25 ms of a Lambda cold start) and only
+    # /ceramic-cache needs it.
+    import jwt
+
     public_key = _siwe_public_key(settings.SIWE_JWT_PUBLIC_KEY)
     if public_key is None:
         return None
@@ -42,6 +45,8 @@ def _decode_rs256(token: str) -> dict | None:
 
 
 def _decode_hs256(token: str) -> dict | None:
+    import jwt
+
     try:
         claims = jwt.decode(
             token, settings.SECRET_KEY, algorithms=["HS256"], options={"require": ["exp", "jti"]}, leeway=0
