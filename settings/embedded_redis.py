@@ -102,9 +102,12 @@ def _start(folder: Path) -> None:
 
 def _answers() -> bool:
     import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
+    client = redis.Redis(unix_socket_path=str(socket_path()), socket_timeout=1, retry=Retry(NoBackoff(), 0))
     try:
-        return bool(redis.Redis(unix_socket_path=str(socket_path()), socket_timeout=1).ping())
+        return bool(client.ping())
     except (redis.RedisError, OSError):
         return False
 

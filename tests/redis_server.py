@@ -1,5 +1,5 @@
-"""A real Redis for the rate-limit tests: CELERY_BROKER_URL when set, else the embedded server (settings/
-embedded_redis.py) in .redis-test/, started once per run and stopped at its end."""
+"""A real Redis for the rate-limit tests: the embedded server (settings/embedded_redis.py) in .redis-test/, started
+once per run and stopped at its end. Always this one, never CELERY_BROKER_URL: a test stops it to prove fail-open."""
 
 import os
 from collections.abc import Iterator
@@ -15,9 +15,6 @@ TEST_DATA = Path(__file__).resolve().parent.parent / ".redis-test"
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    if url := os.environ.get("CELERY_BROKER_URL"):
-        yield url
-        return
     os.environ["REDIS_DATA"] = str(TEST_DATA)
     yield embedded_redis.ensure_running()
     embedded_redis.stop()
