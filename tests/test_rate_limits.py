@@ -1,22 +1,48 @@
-"""Per-API-key rate limits against a real Redis: the original's counter, windows, refusals and fail-open."""
+"""Per-API-key rate limits against a real Redis (the embedded one, settings/embedded_redis.py, in .redis-test/):
+the original's counter key, shared counters, refusals and fail-open."""
 
 import hashlib
 import json
 import logging
+import os
 import time
 import zlib
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import redis
 
 from scorer_fast.models import AccountAPIKey, AccountAPIKeyAnalytics
 from settings import embedded_redis
 from tests import factories
-from tests.redis_server import rate_limits_on, redis_client, redis_url  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.django_db
 ADDRESS = "0x" + "a" * 40
 FORM = "https://docs.google.com/forms/d/e/1FAIpQLSeUATg0nTE9ws3qESGBktFcOX0brF19iv2L0BLoiub9pbSMeg/viewform"
 LIMITED = {"error": f"You have been rate limited! Use this form to request a rate limit elevation: {FORM}"}
+
+TEST_REDIS_DATA = Path(__file__).resolve().parent.parent / ".redis-test"
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    """Always the embedded server (never CELERY_BROKER_URL): a test below stops it to prove fail-open."""
+    os.environ["REDIS_DATA"] = str(TEST_REDIS_DATA)
+    yield embedded_redis.ensure_running()
+    embedded_redis.stop()
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> redis.Redis:
+    return redis.Redis.from_url(redis_url)
+
+
+@pytest.fixture
+def rate_limits_on(settings, redis_url: str) -> None:
+    """RATELIMIT_ENABLE, with the rate-limit cache on the test Redis (a fresh cache handler per test)."""
+    settings.RATELIMIT_ENABLE = True
+    settings.CACHES = {**settings.CACHES, "ratelimit": {**settings.CACHES["ratelimit"], "LOCATION": redis_url}}
 
 
 @pytest.fixture
