@@ -72,7 +72,7 @@ if RATELIMIT_ENABLE and not CELERY_BROKER_URL:
         raise ImproperlyConfigured("RATELIMIT_ENABLE is on but CELERY_BROKER_URL (the rate-limit Redis) is unset.")
     CELERY_BROKER_URL = embedded_redis.ensure_running()  # development convenience, like the embedded PostgreSQL
 # A slow or unreachable Redis costs at most this much per request; the request is then served (fail open).
-RATELIMIT_REDIS_TIMEOUT_SECONDS = float(env_str("RATELIMIT_REDIS_TIMEOUT_SECONDS", "0.2"))
+RATELIMIT_REDIS_TIMEOUT_SECONDS = float(env_str("RATELIMIT_REDIS_TIMEOUT_SECONDS") or "0.2")
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     RATELIMIT_USE_CACHE: {
@@ -84,9 +84,9 @@ CACHES = {
         },
     },
 }
-PASSPORT_API_RATE_LIMITING_FORM = env_str(
-    "PASSPORT_API_RATE_LIMITING_FORM",
-    "https://docs.google.com/forms/d/e/1FAIpQLSeUATg0nTE9ws3qESGBktFcOX0brF19iv2L0BLoiub9pbSMeg/viewform",
+PASSPORT_API_RATE_LIMITING_FORM = (
+    env_str("PASSPORT_API_RATE_LIMITING_FORM")
+    or "https://docs.google.com/forms/d/e/1FAIpQLSeUATg0nTE9ws3qESGBktFcOX0brF19iv2L0BLoiub9pbSMeg/viewform"
 )
 
 MAX_REQUEST_BODY_BYTES = env_int("MAX_REQUEST_BODY_BYTES", 2 * 1024 * 1024)
