@@ -5,6 +5,8 @@ import hashlib
 import json
 import logging
 import os
+import subprocess
+import sys
 import time
 import zlib
 from collections.abc import Iterator
@@ -22,7 +24,8 @@ ADDRESS = "0x" + "a" * 40
 FORM = "https://docs.google.com/forms/d/e/1FAIpQLSeUATg0nTE9ws3qESGBktFcOX0brF19iv2L0BLoiub9pbSMeg/viewform"
 LIMITED = {"error": f"You have been rate limited! Use this form to request a rate limit elevation: {FORM}"}
 
-TEST_REDIS_DATA = Path(__file__).resolve().parent.parent / ".redis-test"
+REPO = Path(__file__).resolve().parent.parent
+TEST_REDIS_DATA = REPO / ".redis-test"
 
 
 @pytest.fixture(scope="module")
@@ -161,3 +164,20 @@ def test_an_unreachable_redis_serves_the_request_and_logs_a_warning(client, part
         assert "rate-limit store unreachable" in caplog.text
     finally:
         embedded_redis.ensure_running()
+
+
+def test_production_never_starts_an_embedded_redis(tmp_path):
+    """Rate limits on without CELERY_BROKER_URL: development starts the embedded Redis, production refuses."""
+    env = {key: value for key, value in os.environ.items() if key != "CELERY_BROKER_URL"}
+    env.update(
+        SCORER_ENV="production",
+        RATELIMIT_ENABLE="on",
+        REDIS_DATA=str(tmp_path),
+        DJANGO_SETTINGS_MODULE="settings.base",
+        DATABASE_URL="postgres://127.0.0.1:1/x",
+    )
+    code = "import django; django.setup()"
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "RATELIMIT_ENABLE is on but CELERY_BROKER_URL" in result.stderr
+    assert not (tmp_path / "redis.sock").exists()
