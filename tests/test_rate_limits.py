@@ -2,9 +2,11 @@
 the original's counter key, shared counters, refusals and fail-open."""
 
 import hashlib
+import io
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from django.core.management import call_command
 
 from scorer_fast.models import AccountAPIKey, AccountAPIKeyAnalytics
 from settings import embedded_redis
@@ -181,3 +184,16 @@ def test_production_never_starts_an_embedded_redis(tmp_path):
     assert result.returncode != 0
     assert "RATELIMIT_ENABLE is on but CELERY_BROKER_URL" in result.stderr
     assert not (tmp_path / "redis.sock").exists()
+
+
+def test_the_demo_prints_submit_passport_and_a_low_tier_key_that_gets_limited(client, rate_limits_on, settings):
+    settings.TRUSTED_IAM_ISSUERS = [settings.DEMO_ISSUER_DID]  # as the development settings do
+    out = io.StringIO()
+    call_command("seed_demo", base_url="http://demo", stdout=out)
+    text = out.getvalue()
+    key = re.search(r"shown once\): (\S+)", text).group(1)
+    body = re.search(r"-d '([^']+)' \\\n\s+http://demo/registry/submit-passport", text).group(1)
+    submitted = client.post("/registry/submit-passport", body, content_type="application/json", HTTP_X_API_KEY=key)
+    assert (submitted.status_code, submitted.json()["score"]) == (200, "1")
+    low_tier, path = re.search(r"X-API-Key: (\S+)' \\\n\s+http://demo(/v2/stamps/\S+);", text).groups()
+    assert [client.get(path, HTTP_X_API_KEY=low_tier).status_code for _ in range(4)] == [200, 200, 200, 429]
