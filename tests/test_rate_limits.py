@@ -155,7 +155,7 @@ def test_a_refusal_writes_the_originals_429_usage_row(client, partner, rate_limi
     assert json.loads(row.response) == LIMITED and row.path_segments == ["registry", "submit-passport"]
 
 
-def test_an_unreachable_redis_serves_the_request_and_logs_a_warning(client, partner, rate_limits_on, caplog):
+def test_an_unreachable_redis_serves_requests_until_it_is_back(client, partner, rate_limits_on, caplog):
     owner, community = partner
     key = key_with_rate(owner, "1/h")
     assert v2(client, community, key).status_code == 200
@@ -167,6 +167,8 @@ def test_an_unreachable_redis_serves_the_request_and_logs_a_warning(client, part
         assert "rate-limit store unreachable" in caplog.text
     finally:
         embedded_redis.ensure_running()
+    # Back up (empty, persistence is off): the same workers count again and limit again.
+    assert [v2(client, community, key).status_code for _ in range(2)] == [200, 429]
 
 
 def test_production_never_starts_an_embedded_redis(tmp_path):
