@@ -1,6 +1,5 @@
 """POST /registry/submit-passport on real commits: one nonce, two concurrent requests (free-running and a fixed
-interleaving); the usage row of a request
-whose database statement failed records the status actually sent."""
+interleaving); the usage row of a request whose database statement failed records the status actually sent."""
 
 import logging
 import threading
