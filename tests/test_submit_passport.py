@@ -355,3 +355,12 @@ def test_a_get_without_body_records_an_empty_payload(client, partner, settings):
     _owner, community, key = partner
     client.get(f"/v2/stamps/{community.id}/score/{ADDRESS}", HTTP_X_API_KEY=key)
     assert AccountAPIKeyAnalytics.objects.get().payload == {}
+
+
+def test_a_request_carrying_a_nul_character_still_gets_its_row(client, partner, settings):
+    settings.FF_API_ANALYTICS = True
+    _owner, _community, key = partner
+    response = submit(client, key, {"address": ADDRESS, "scorer_id": "1\u0000"})
+    assert response.status_code == 400 and "cannot store" in response.json()["error"]
+    row = AccountAPIKeyAnalytics.objects.get()
+    assert (row.status_code, row.payload) == (400, {"address": ADDRESS, "scorer_id": "1\ufffd"})

@@ -59,17 +59,28 @@ def record_api_usage(request: HttpRequest, response: HttpResponse) -> None:
     try:
         registry.api_key_analytics_insert(
             api_key_id=usage.principal.key_id,
-            path=request.path,
-            query_params={key: request.GET.getlist(key) for key in request.GET},
+            path=_storable(request.path),
+            query_params=_storable({key: request.GET.getlist(key) for key in request.GET}),
             headers=_masked_headers(request),
-            payload=usage.payload,
+            payload=_storable(usage.payload),
             response=response.content.decode("utf-8", errors="replace"),
-            error=usage.error,
+            error=_storable(usage.error),
             status_code=response.status_code,
             now=datetime.now(UTC),
         )
     except DatabaseError:
         logger.warning("could not record API usage", exc_info=True)
+
+
+def _storable(value: Any) -> Any:
+    """PostgreSQL text and jsonb cannot hold NUL characters; a request that carried one still gets its row."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    return value
 
 
 def _masked_headers(request: HttpRequest) -> dict[str, str]:
