@@ -10,7 +10,7 @@ from ninja.errors import HttpError, ValidationError
 
 from scorer_fast.errors import BadRequest, DatabaseUnavailable, PayloadTooLarge, ScorerError
 from scorer_fast.http import error_response
-from scorer_fast.routers import ceramic_cache, embed, internal, v2
+from scorer_fast.routers import ceramic_cache, embed, internal, registry, v2
 from scorer_fast.schemas import HealthOut
 
 logger = logging.getLogger(__name__)
@@ -20,6 +20,7 @@ api.add_router("/v2/", v2.router)
 api.add_router("/internal/embed/", embed.router)
 api.add_router("/internal/", internal.router)
 api.add_router("/ceramic-cache/", ceramic_cache.router)
+api.add_router("/registry/", registry.router)
 
 # PostgreSQL SQLSTATE classes that mean "no usable connection" (08: connection exception; 57P0x: shutdown).
 _UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P0")

@@ -39,3 +39,10 @@ class PassportJwt(HttpBearer):
 
     def authenticate(self, request: HttpRequest, token: str) -> str:
         return address_from_token(token)
+
+
+class PartnerXApiKey(PartnerApiKey):
+    """`X-API-Key` only: POST /registry/submit-passport's Lambda never reads `Authorization`."""
+
+    def _get_key(self, request: HttpRequest) -> str | None:
+        return request.headers.get("X-API-Key") or None

@@ -46,6 +46,16 @@ class TooManyStamps(ScorerError):
     default_message = "You have submitted too many stamps."
 
 
+class MissingScorerId(ScorerError):
+    status_code = 422
+    default_message = "Invalid scorer_id. Please provide a valid scorer_id."
+
+
+class RateLimited(ScorerError):
+    status_code = 429
+    default_message = "You have been rate limited!"
+
+
 class ScoreCalculationFailed(ScorerError):
     status_code = 500
     default_message = "Failed to calculate score."

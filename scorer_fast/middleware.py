@@ -11,9 +11,10 @@ from opentelemetry.trace import SpanKind
 
 from scorer_fast.http import CORS_HEADERS, error_response
 from scorer_fast.observability import request_id_var, tracer
+from scorer_fast.services.analytics import record_api_usage
 
 logger = logging.getLogger("scorer_fast.access")
-_API_PREFIXES = ("/v2/", "/internal/", "/ceramic-cache/")
+_API_PREFIXES = ("/v2/", "/internal/", "/ceramic-cache/", "/registry/")
 
 
 class RequestContextMiddleware:
@@ -83,3 +84,15 @@ def _content_length(request: HttpRequest) -> int:
         return int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         return 0  # Django then enforces DATA_UPLOAD_MAX_MEMORY_SIZE while reading the body
+
+
+class ApiUsageMiddleware:
+    """Writes a partner request's API-key usage row once its response exists (scorer_fast/services/analytics.py)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        record_api_usage(request, response)
+        return response

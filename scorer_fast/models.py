@@ -81,6 +81,18 @@ class AccountAPIKeyAnalytics(Unmanaged):
         return f"{self.status_code} {self.path}"
 
 
+class Nonce(Unmanaged):
+    """Signing nonces for POST /registry/submit-passport (the original stores them lower-cased)."""
+
+    nonce = models.CharField(max_length=60, unique=True)
+    created_on = models.DateTimeField()
+    was_used = models.BooleanField()
+    expires_on = models.DateTimeField(null=True)
+
+    class Meta(Unmanaged.Meta):
+        db_table = "account_nonce"
+
+
 class AddressList(Unmanaged):
     name = models.CharField(max_length=100, unique=True)
 

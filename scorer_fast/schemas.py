@@ -81,3 +81,31 @@ class ScorePostIn(Schema):
 class HealthOut(Schema):
     status: str
     database: str
+
+
+class SubmitPassportIn(Schema):
+    """Documentation of POST /registry/submit-passport's body (the service reads it itself, to name problems)."""
+
+    address: str
+    scorer_id: str | int | None = ""
+    community: str | None = "Deprecated"
+    signature: str = ""
+    nonce: str = ""
+
+
+class ThresholdEvidenceOut(Schema):
+    type: str
+    success: bool
+    rawScore: float  # noqa: N815 - the wire name
+    threshold: float
+
+
+class DetailedScoreOut(Schema):
+    address: str
+    score: str | None
+    status: str
+    last_score_timestamp: str | None
+    expiration_date: str | None
+    evidence: ThresholdEvidenceOut | None
+    error: str | None
+    stamp_scores: dict[str, float]

@@ -5,7 +5,9 @@
 
 from pathlib import Path
 
-from settings import embedded_pg
+from django.core.exceptions import ImproperlyConfigured
+
+from settings import embedded_pg, embedded_redis
 from settings.checks import refuse_placeholders_in_production
 from settings.database import database_from_url
 from settings.env import env_bool, env_int, env_json, env_str
@@ -58,6 +60,35 @@ CGRANTS_API_TOKEN = env_str("CGRANTS_API_TOKEN")
 # Gradual rollout: when set (e.g. "X-Use-Rust-Scorer"), /ceramic-cache routes answer 404 unless it is "true".
 ROLLOUT_ROUTING_HEADER = env_str("ROLLOUT_ROUTING_HEADER")
 
+# --- rate limits (django-ratelimit, the original's library, on the original's Redis cache) -------------------------
+# Same cache location variable, KEY_PREFIX "", VERSION 1 and "rl:" prefix as the original, so both services count
+# in the same Redis keys during a gradual rollout (docs/decisions.md). Off by default, as in the original.
+RATELIMIT_ENABLE = env_bool("RATELIMIT_ENABLE", default=False)
+RATELIMIT_FAIL_OPEN = True
+RATELIMIT_USE_CACHE = "ratelimit"
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
+if RATELIMIT_ENABLE and not CELERY_BROKER_URL:
+    if PRODUCTION:
+        raise ImproperlyConfigured("RATELIMIT_ENABLE is on but CELERY_BROKER_URL (the rate-limit Redis) is unset.")
+    CELERY_BROKER_URL = embedded_redis.ensure_running()  # development convenience, like the embedded PostgreSQL
+# A slow or unreachable Redis costs at most this much per request; the request is then served (fail open).
+RATELIMIT_REDIS_TIMEOUT_SECONDS = float(env_str("RATELIMIT_REDIS_TIMEOUT_SECONDS") or "0.2")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    RATELIMIT_USE_CACHE: {
+        "BACKEND": "scorer_fast.redis_cache.ReusedClientRedisCache",  # Django's RedisCache, fewer allocations
+        "LOCATION": CELERY_BROKER_URL or "redis://localhost:6379/0",
+        "OPTIONS": {
+            "socket_connect_timeout": RATELIMIT_REDIS_TIMEOUT_SECONDS,
+            "socket_timeout": RATELIMIT_REDIS_TIMEOUT_SECONDS,
+        },
+    },
+}
+PASSPORT_API_RATE_LIMITING_FORM = (
+    env_str("PASSPORT_API_RATE_LIMITING_FORM")
+    or "https://docs.google.com/forms/d/e/1FAIpQLSeUATg0nTE9ws3qESGBktFcOX0brF19iv2L0BLoiub9pbSMeg/viewform"
+)
+
 MAX_REQUEST_BODY_BYTES = env_int("MAX_REQUEST_BODY_BYTES", 2 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 
@@ -74,6 +105,7 @@ INSTALLED_APPS = [
 ]
 MIDDLEWARE = [
     "scorer_fast.middleware.RequestContextMiddleware",
+    "scorer_fast.middleware.ApiUsageMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

@@ -367,12 +367,13 @@ class ApiKeyRow:
     hashed_key: str
     hashed_key_sha256: str | None
     embed_rate_limit: str | None
+    rate_limit: str | None
 
 
 def usable_api_key_by_prefix(prefix: str) -> ApiKeyRow | None:
     """account_accountapikey, unique prefix; revoked keys are never usable here (decisions 5 and 6)."""
     row = _one(
-        "SELECT id, account_id, hashed_key, hashed_key_sha256, embed_rate_limit "
+        "SELECT id, account_id, hashed_key, hashed_key_sha256, embed_rate_limit, rate_limit "
         "FROM account_accountapikey WHERE prefix = %s AND NOT revoked",
         [prefix],
     )
@@ -381,38 +382,6 @@ def usable_api_key_by_prefix(prefix: str) -> ApiKeyRow | None:
 
 def api_key_store_sha256(key_id: str, hashed_key_sha256: str) -> None:
     _execute("UPDATE account_accountapikey SET hashed_key_sha256 = %s WHERE id = %s", [hashed_key_sha256, key_id])
-
-
-def api_key_analytics_insert(
-    *,
-    api_key_id: str,
-    path: str,
-    query_params: dict[str, Any],
-    headers: dict[str, str],
-    response: str | None,
-    error: str | None,
-    status_code: int,
-    now: datetime,
-) -> None:
-    _execute(
-        """
-        INSERT INTO account_accountapikeyanalytics
-            (api_key_id, created_at, path, path_segments, query_params, headers, payload, response,
-             response_skipped, error, status_code)
-        VALUES (%s, %s, %s, %s::jsonb, %s::jsonb, %s::jsonb, NULL, %s::jsonb, false, %s, %s)
-        """,
-        [
-            api_key_id,
-            now,
-            path,
-            json.dumps(path.split("/")[1:]),
-            json.dumps(query_params),
-            json.dumps(headers),
-            _jsonb(response),
-            error,
-            status_code,
-        ],
-    )
 
 
 # --- human points ------------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Wire and storage formats, defined once: the V2 score object (§2.2), cached stamps, the SCU event (§6.10)."""
 
 import json
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -70,3 +70,42 @@ def score_update_event_data(*, score_id: int, passport_id: int, fields: ScoreFie
         },
     }
     return json.loads(json.dumps(document, cls=DjangoJSONEncoder))
+
+
+def detailed_score_response(address: str, fields: ScoreFields, *, scorer_type: str) -> dict[str, Any]:
+    """The v1 `DetailedScoreResponse` of POST /registry/submit-passport. Threshold scorers: the binary score as
+    `str(Decimal)` ("1"/"0") and float evidence; WEIGHTED scorers: the raw score with 9 decimals ("0E-9" for zero,
+    as Decimal.quantize writes it) and no evidence."""
+    evidence = fields.evidence
+    if scorer_type == "WEIGHTED":
+        score = _nine_decimals(evidence["rawScore"]) if evidence else _optional_str(fields.score)
+        shown_evidence = None
+    else:
+        score = _optional_str(fields.score)
+        shown_evidence = evidence and {
+            "type": evidence["type"],
+            "success": evidence["success"],
+            "rawScore": float(evidence["rawScore"]),
+            "threshold": float(evidence["threshold"]),
+        }
+    return {
+        "address": address,
+        "score": score,
+        "status": fields.status,
+        "last_score_timestamp": _iso(fields.last_score_timestamp),
+        "expiration_date": _iso(fields.expiration_date),
+        "evidence": shown_evidence,
+        "error": fields.error,
+        "stamp_scores": fields.stamp_scores or {},
+    }
+
+
+def _nine_decimals(raw_score: str) -> str:
+    try:
+        return str(Decimal(raw_score).quantize(Decimal("0.000000000")))
+    except InvalidOperation:
+        return raw_score
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)

@@ -17,6 +17,8 @@ class ApiKeyPrincipal:
     key_id: str
     account_id: int
     embed_rate_limit: str | None
+    prefix: str = ""  # the rate-limit counter's key (text before the first ".")
+    rate_limit: str | None = None  # e.g. "125/15m"; "" or None: unlimited
 
 
 KEY_ALPHABET = string.ascii_letters + string.digits
@@ -38,7 +40,8 @@ def api_key_authenticate(raw_key: str | None) -> ApiKeyPrincipal | None:
         return None
     if raw_key in settings.DEMO_API_KEY_ALIASES and settings.DEMO_API_KEY:
         raw_key = settings.DEMO_API_KEY
-    row = queries.usable_api_key_by_prefix(raw_key.partition(".")[0])
+    prefix = raw_key.partition(".")[0]
+    row = queries.usable_api_key_by_prefix(prefix)
     if row is None:
         return None
     expected_sha256 = row.hashed_key_sha256 or (row.hashed_key if row.hashed_key.startswith("sha256$") else None)
@@ -50,4 +53,6 @@ def api_key_authenticate(raw_key: str | None) -> ApiKeyPrincipal | None:
             queries.api_key_store_sha256(row.id, sha256_hash(raw_key))
     else:
         valid = False
-    return ApiKeyPrincipal(row.id, row.account_id, row.embed_rate_limit) if valid else None
+    if not valid:
+        return None
+    return ApiKeyPrincipal(row.id, row.account_id, row.embed_rate_limit, prefix=prefix, rate_limit=row.rate_limit)

@@ -55,6 +55,7 @@ class Command(BaseCommand):
         if env_file:
             env_file.write_text(f"CERAMIC_CACHE_SCORER_ID={community.id}\nDEMO_API_SCORER_ID={community.id}\n")
         self._print_usage(base_url, community.id, key)
+        self.stdout.write(submit_passport_and_rate_limit_demo(community, key, base_url))
 
     def _community(self) -> Community:
         existing = Community.objects.filter(name=DEMO_COMMUNITY).select_related("account").first()
@@ -152,3 +153,45 @@ Stamps signed by {settings.DEMO_ISSUER_DID} for {passing} (passes), {failing} (b
   OpenAPI page: {base_url}/docs     Health: {base_url}/health     Admin: {base_url}/admin/
 """
         )
+
+
+# --- POST /registry/submit-passport and per-key rate limits ---------------------------------------------------------
+
+LOW_TIER_KEY_NAME = "demo key (low tier)"
+LOW_TIER_RATE = "3/15m"
+
+
+def submit_passport_and_rate_limit_demo(community: Community, key: str, base_url: str) -> str:
+    """A fresh low-tier key (3 calls per 15 minutes) and the curl commands that show submit-passport and the
+    limit; the key counts in Redis only while RATELIMIT_ENABLE is on (scripts/serve turns it on)."""
+    AccountAPIKey.objects.filter(account=community.account, name=LOW_TIER_KEY_NAME).delete()
+    low_tier = new_api_key()
+    prefix = low_tier.split(".")[0]
+    AccountAPIKey.objects.create(
+        id=f"{prefix}.{sha256_hash(low_tier)}",
+        prefix=prefix,
+        hashed_key=sha256_hash(low_tier),
+        hashed_key_sha256=sha256_hash(low_tier),
+        created=datetime.now(UTC),
+        name=LOW_TIER_KEY_NAME,
+        revoked=False,
+        account=community.account,
+        rate_limit=LOW_TIER_RATE,
+        embed_rate_limit=LOW_TIER_RATE,
+        create_scorers=False,
+        read_scores=True,
+        submit_passports=True,
+        historical_endpoint=False,
+    )
+    passing = next(iter(DEMO_ADDRESSES))
+    body = f'{{"address": "{passing}", "scorer_id": {community.id}}}'
+    state = "on" if settings.RATELIMIT_ENABLE else "off (set RATELIMIT_ENABLE=on to see the 429)"
+    return f"""
+v1 scoring (POST /registry/submit-passport):
+  curl -s -X POST -H 'X-API-Key: {key}' -H 'Content-Type: application/json' -d '{body}' \\
+    {base_url}/registry/submit-passport
+
+Rate limits are {state}. Low-tier key (rate_limit {LOW_TIER_RATE!r}): its 4th call in the window answers 429:
+  for i in 1 2 3 4; do curl -s -o /dev/null -w '%{{http_code}}\\n' -H 'X-API-Key: {low_tier}' \\
+    {base_url}/v2/stamps/{community.id}/score/{passing}; done
+"""

@@ -1,0 +1,58 @@
+"""Per-API-key rate limits, counted by django-ratelimit (the original's library) in the original's Redis cache.
+
+Same group, key (the API key's prefix), rate (the key's `rate_limit` column) and cache settings as the original,
+so both services increment one shared counter per key during a gradual rollout (docs/decisions.md).
+"""
+
+import logging
+import re
+
+import redis
+from django.conf import settings
+from django.http import HttpRequest
+from django_ratelimit import ALL
+from django_ratelimit.core import is_ratelimited
+
+from scorer_fast.errors import RateLimited
+from scorer_fast.services.api_keys import ApiKeyPrincipal
+
+logger = logging.getLogger(__name__)
+
+# Every route this service limits (the v2 score route, submit-passport) is in the original's "registry" group;
+# the "analysis" group belongs to routes served elsewhere.
+REGISTRY_GROUP = "registry"
+# What django-ratelimit can parse (a prefix match, like its own); a rate with "." would be an import path there.
+_RATE = re.compile(r"[\d]+/[\d]*[smhd]?")
+
+
+def rate_limited_message() -> str:
+    form = settings.PASSPORT_API_RATE_LIMITING_FORM
+    return f"You have been rate limited! Use this form to request a rate limit elevation: {form}"
+
+
+def enforce_rate_limit(request: HttpRequest, principal: ApiKeyPrincipal) -> None:
+    """Count this request against the key's rate; raise RateLimited once the window's count exceeds it.
+
+    An empty or NULL rate never limits and leaves Redis untouched. An unreachable Redis serves the request
+    (fail open, warning logged) where the original answers 500.
+    """
+    rate = principal.rate_limit
+    if not settings.RATELIMIT_ENABLE or not rate:
+        return
+    if "." in rate or not _RATE.match(rate):
+        logger.warning("unparsable rate_limit on an API key; not limiting", extra={"rate_limit": rate})
+        return
+    try:
+        limited = is_ratelimited(
+            request,
+            group=REGISTRY_GROUP,
+            key=lambda _group, _request: principal.prefix,
+            rate=rate,
+            method=ALL,
+            increment=True,
+        )
+    except (redis.RedisError, OSError) as exc:
+        logger.warning("rate-limit store unreachable; serving without a limit: %s", type(exc).__name__)
+        return
+    if limited:
+        raise RateLimited(rate_limited_message())
