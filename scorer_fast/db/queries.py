@@ -261,12 +261,21 @@ def hash_links_insert(changes: list[LinkChange], community_id: int) -> None:
 
 
 def hash_link_update(change: LinkChange, community_id: int) -> bool:
-    """Conditional on the holder we planned against; False means a concurrent writer got there first."""
+    """Conditional on the exact holder and expiry we planned against; False means another writer (this service
+    or the original) changed the link meanwhile and the caller re-plans."""
+    assert change.expected is not None
     return (
         _execute(
             "UPDATE registry_hashscorerlink SET address = %s, expires_at = %s "
-            "WHERE hash = %s AND community_id = %s AND address = %s",
-            [change.address, change.expires_at, change.hash, community_id, change.expected_address],
+            "WHERE hash = %s AND community_id = %s AND address = %s AND expires_at = %s",
+            [
+                change.address,
+                change.expires_at,
+                change.hash,
+                community_id,
+                change.expected.address,
+                change.expected.expires_at,
+            ],
         )
         == 1
     )

@@ -23,7 +23,9 @@ class LinkChange:
     hash: str
     address: str
     expires_at: datetime
-    expected_address: str | None = None  # the holder the update must still find (None for inserts)
+    # The exact row state the plan was made from (None for inserts): an update applies only if the link still
+    # has this holder and this expiry, so a refresh and a takeover of one link can never both commit.
+    expected: Link | None = None
 
 
 @dataclass
@@ -89,5 +91,5 @@ def plan_lifo(
         if existing is None:
             plan.inserts.append(LinkChange(nullifier, planned.address, planned.expires_at))
         elif planned != existing:
-            plan.updates.append(LinkChange(nullifier, planned.address, planned.expires_at, existing.address))
+            plan.updates.append(LinkChange(nullifier, planned.address, planned.expires_at, existing))
     return plan
