@@ -70,9 +70,8 @@ def wait_until_blocked_by(blocker: psycopg.Connection, timeout: float = 10.0) ->
     deadline = time.monotonic() + timeout
     with _connect(autocommit=True) as observer:
         while time.monotonic() < deadline:
-            row = observer.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))", [blocker.info.backend_pid]
-            ).fetchone()
+            sql = "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))"
+            row = observer.execute(sql, [blocker.info.backend_pid]).fetchone()
             if row and row[0]:
                 return
             time.sleep(0.01)
