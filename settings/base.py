@@ -30,6 +30,10 @@ DATABASES = {
         app_name=env_str("DB_APPLICATION_NAME", "scorer_fast"),
     )
 }
+# Bounded waits inside a request's transaction (set per transaction, so safe behind a transaction pooler); keep
+# both well under GUNICORN_TIMEOUT. A lock wait that times out is answered 503.
+DB_STATEMENT_TIMEOUT_MS = env_int("DB_STATEMENT_TIMEOUT_MS", 10_000)
+DB_LOCK_TIMEOUT_MS = env_int("DB_LOCK_TIMEOUT_MS", 5_000)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- scoring ----------------------------------------------------------------------------------------------------

@@ -2,14 +2,17 @@
 between our statements: results stay correct and no request ends in a 5xx. Each test reproduces one interleaving
 deterministically: the foreign transaction holds its row locks until our statement waits on them, then commits."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from django.test import Client
 
-from scorer_fast.models import HashScorerLink
+from scorer_fast.models import CeramicCache, HashScorerLink, Passport, Score
 from tests import factories
 from tests.credentials import signed_stamp
 from tests.helpers import Background, foreign_writer, wait_until_blocked_by
+from tests.tokens import RSA_PUBLIC_PEM, rs256_token
 
 A, B = "0x" + "a" * 40, "0x" + "b" * 40
 
@@ -59,3 +62,86 @@ def test_a_refresh_waiting_on_a_takeover_loses_the_link(committed_db):
     assert response.status_code == 200
     assert response.json()["stamps"]["Google"]["dedup"] is True
     assert list(HashScorerLink.objects.values_list("address", "expires_at")) == [(B, taken)]
+
+
+def _score_in_background(community_id: int, address: str) -> Background:
+    return Background(lambda: Client().get(f"/internal/score/v2/{community_id}/{address}"))
+
+
+def test_a_passport_row_committed_while_our_upsert_waits_is_used(committed_db):
+    """Today's failure: the upsert's insert does nothing and its select's snapshot predates the commit: no row."""
+    community = factories.community(weights={"Google": 1}, threshold="1")
+    factories.cache_stamp(A, signed_stamp(A, "Google"))
+    with foreign_writer() as original:
+        original.execute("INSERT INTO registry_passport (address, community_id) VALUES (%s, %s)", [A, community.id])
+        scoring = _score_in_background(community.id, A)
+        wait_until_blocked_by(original)
+        original.commit()
+        response = scoring.result()
+    assert response.status_code == 200 and response.json()["score"] == "1.00000"
+    assert Passport.objects.count() == 1 and Score.objects.get().status == "DONE"
+
+
+def test_a_score_row_committed_while_our_upsert_waits_is_used(committed_db):
+    community = factories.community(weights={"Google": 1}, threshold="1")
+    factories.cache_stamp(A, signed_stamp(A, "Google"))
+    passport = Passport.objects.create(address=A, community=community)
+    with foreign_writer() as original:
+        original.execute("INSERT INTO registry_score (passport_id, status) VALUES (%s, 'PROCESSING')", [passport.id])
+        scoring = _score_in_background(community.id, A)
+        wait_until_blocked_by(original)
+        original.commit()
+        response = scoring.result()
+    assert response.status_code == 200 and response.json()["score"] == "1.00000"
+    assert Score.objects.get().status == "DONE"
+
+
+@pytest.fixture
+def ceramic(settings):
+    settings.SIWE_JWT_PUBLIC_KEY = RSA_PUBLIC_PEM
+    community = factories.community(weights={"Google": 1}, threshold="1")
+    settings.CERAMIC_CACHE_SCORER_ID = community.id
+    return community
+
+
+def test_a_stamp_row_inserted_by_the_original_meanwhile_is_replaced_not_a_500(committed_db, ceramic):
+    """The original inserts the same live (address, provider) row after our soft delete ran: our insert hits the
+    unique index. The transaction is retried and replaces the foreign row like any earlier one."""
+    foreign_stamp = signed_stamp(A, "Google", nullifiers=["v0:foreign"])
+    ours = signed_stamp(A, "Google", nullifiers=["v0:ours"])
+    with foreign_writer() as original:
+        original.execute(
+            """
+            INSERT INTO ceramic_cache_ceramiccache (type, address, provider, stamp, created_at, updated_at,
+                compose_db_save_status, compose_db_stream_id, proof_value)
+            VALUES (1, %s, 'Google', %s, now(), now(), '', '', %s)
+            """,
+            [A, json.dumps(foreign_stamp), foreign_stamp["proof"]["proofValue"]],
+        )
+        posting = Background(
+            lambda: Client().post(
+                "/ceramic-cache/stamps/bulk",
+                json.dumps([{"provider": "Google", "stamp": ours}]),
+                content_type="application/json",
+                HTTP_AUTHORIZATION=f"Bearer {rs256_token(A)}",
+            )
+        )
+        wait_until_blocked_by(original)
+        original.commit()
+        response = posting.result()
+    assert response.status_code == 201, response.content
+    assert [stamp["stamp"] for stamp in response.json()["stamps"]] == [ours]
+    rows = CeramicCache.objects.filter(address=A).order_by("id")
+    assert [(row.stamp == ours, row.deleted_at is None) for row in rows] == [(False, False), (True, True)]
+
+
+def test_a_lock_held_too_long_by_another_writer_is_a_503_with_the_routes_envelope(committed_db, settings):
+    settings.DB_LOCK_TIMEOUT_MS = 200
+    community = factories.community(weights={"Google": 1}, threshold="1")
+    factories.cache_stamp(A, signed_stamp(A, "Google"))
+    assert Client().get(f"/internal/score/v2/{community.id}/{A}").status_code == 200
+    with foreign_writer() as original:
+        original.execute("SELECT id FROM registry_score FOR UPDATE")  # the original's update_or_create locks rows
+        response = _score_in_background(community.id, A).result(timeout=10)
+    assert response.status_code == 503
+    assert response.json() == {"detail": "Database busy, please retry."}

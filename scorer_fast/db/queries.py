@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
+from django.db import OperationalError, connection
 
 from scorer_fast.domain.computation import ScoreFields, ScorerConfig
 from scorer_fast.domain.credentials import CachedStamp
@@ -46,7 +46,16 @@ def _jsonb(value: Any) -> str | None:
     return None if value is None else json.dumps(value)
 
 
-# --- locks ---------------------------------------------------------------------------------------------------
+# --- transactions and locks ----------------------------------------------------------------------------------
+
+
+def transaction_timeouts(*, statement_ms: int, lock_ms: int) -> None:
+    """Bound every statement and lock wait of the current transaction (SET LOCAL semantics: nothing leaks to the
+    next client of a pooled connection, and no startup option a transaction pooler might refuse)."""
+    _execute(
+        "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true)",
+        [f"{statement_ms}ms", f"{lock_ms}ms"],
+    )
 
 
 def address_lock(address: str) -> None:
@@ -140,9 +149,26 @@ def scorer_weights_of_community(community_id: int) -> dict[str, Any] | None:
 # --- passport, score, stamps -----------------------------------------------------------------------------------
 
 
+def _upsert_id(sql: str, params: list[Any]) -> int:
+    """Run an `INSERT … ON CONFLICT DO NOTHING RETURNING id … UNION ALL SELECT id` upsert until it yields the row.
+
+    When another transaction (the original service, say) inserts the row and commits while this statement waits
+    on it, neither half returns it: the insert did nothing and the select's snapshot predates that commit. Run
+    again, the statement takes a new snapshot (READ COMMITTED) and finds the row, whoever wrote it.
+    """
+    for _ in range(_UPSERT_ATTEMPTS):
+        row = _one(sql, params)
+        if row is not None:
+            return row[0]
+    raise OperationalError(f"upsert found no row after {_UPSERT_ATTEMPTS} attempts")
+
+
+_UPSERT_ATTEMPTS = 3
+
+
 def passport_upsert(address: str, community_id: int) -> int:
     """registry_passport, unique (address, community_id); never updates an existing row. One round trip."""
-    return _one(
+    return _upsert_id(
         """
         WITH inserted AS (
             INSERT INTO registry_passport (address, community_id) VALUES (%s, %s)
@@ -153,12 +179,12 @@ def passport_upsert(address: str, community_id: int) -> int:
         LIMIT 1
         """,
         [address, community_id, address, community_id],
-    )[0]
+    )
 
 
 def score_get_or_create(passport_id: int) -> int:
     """registry_score, unique passport_id; a new row starts as PROCESSING with everything else null."""
-    return _one(
+    return _upsert_id(
         """
         WITH inserted AS (
             INSERT INTO registry_score (passport_id, status) VALUES (%s, 'PROCESSING')
@@ -168,7 +194,7 @@ def score_get_or_create(passport_id: int) -> int:
         LIMIT 1
         """,
         [passport_id, passport_id],
-    )[0]
+    )
 
 
 def score_update(score_id: int, fields: ScoreFields) -> None:

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 
 from scorer_fast.db import queries
 from scorer_fast.db.queries import CommunityRow, NewCeramicRow
+from scorer_fast.db.transactions import run_durable
 from scorer_fast.domain.addresses import normalize_address
 from scorer_fast.domain.formats import score_response
 from scorer_fast.errors import BadRequest, InvalidScorerId, NotFound, ScoreCalculationFailed
@@ -54,8 +54,7 @@ def v2_score(*, principal: ApiKeyPrincipal, scorer_ref: str, raw_address: str) -
     if community is None:
         raise NotFound(NO_SCORER)
     address = normalize_address(raw_address)
-    with transaction.atomic(durable=True):
-        return _score(address, community)
+    return run_durable(lambda: _score(address, community))
 
 
 def internal_score(*, scorer_id: int, raw_address: str) -> dict[str, Any]:
@@ -63,8 +62,7 @@ def internal_score(*, scorer_id: int, raw_address: str) -> dict[str, Any]:
     if community is None:
         raise NotFound(NO_COMMUNITY)
     address = normalize_address(raw_address)
-    with transaction.atomic(durable=True):
-        response = _score(address, community)
+    response = run_durable(lambda: _score(address, community))
     if response["error"]:
         raise ScoreCalculationFailed()  # after commit: the error-state score stays saved
     return response
@@ -118,12 +116,15 @@ def _add_stamps_and_score(
 def _write_then_score(address: str, community: CommunityRow, write: Callable[[], None] | None) -> dict[str, Any]:
     """One transaction: the write (if any, under the address lock that scoring takes too), a rescore, the live
     stamps."""
-    with transaction.atomic(durable=True):
+
+    def work() -> dict[str, Any]:
         if write is not None:
             queries.address_lock(address)  # held until commit; scoring's own lock call is then a no-op wait
             write()
         score = _score(address, community)
         return {"success": True, "stamps": live_stamps(address), "score": score}
+
+    return run_durable(work)
 
 
 # --- /ceramic-cache ---------------------------------------------------------------------------------------------------
@@ -192,8 +193,7 @@ def ceramic_score(*, address: str, alternate_scorer_id: int | None, use_stored: 
             if settings.HUMAN_POINTS_ENABLED and community.human_points_program:
                 points, possible = scoring.points_for(address)
             return score_response(address, stored, points_data=points, possible_points_data=possible)
-    with transaction.atomic(durable=True):
-        return _score(address, community)
+    return run_durable(lambda: _score(address, community))
 
 
 def ceramic_stamps(*, raw_address: str) -> dict[str, Any]:
