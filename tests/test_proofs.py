@@ -79,3 +79,46 @@ def test_proofs_are_verified_before_the_address_lock_is_taken(committed_db):
         assert proof_verifier().cached_verdict(stamp) is True
         other.commit()
         assert waiting.result()["score"] == "1.00000"
+
+
+_PANIC_SCRIPT = """
+import json, logging, os, sys, time
+from scorer_fast.wsgi import application  # the serving entry point installs the relay
+from scorer_fast.domain.proofs import ProofVerifier
+from tests.credentials import signed_stamp
+
+seen = []
+class Seen(logging.Handler):
+    def emit(self, record):
+        seen.append(record.getMessage())
+logging.getLogger("native.stderr").addHandler(Seen())
+
+stamp = signed_stamp("0x" + "a" * 40, "Google")
+stamp["proof"]["proofValue"] = "0xdeadbeef"
+verdicts = ProofVerifier(10).verify_many([stamp])
+os.write(2, b'leaked {"proofValue": "0xsecretsecret"}\\n')
+deadline = time.monotonic() + 10
+while not any("leaked" in line for line in seen) and time.monotonic() < deadline:
+    time.sleep(0.01)
+print(json.dumps({"verdicts": verdicts}))
+sys.stdout.flush()
+os._exit(0)
+"""
+
+
+def test_didkit_panic_output_becomes_redacted_json_log_lines():
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "settings.test", "RUST_BACKTRACE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", _PANIC_SCRIPT], capture_output=True, text=True, env=env, timeout=120, check=True
+    )
+    assert "panicked" not in result.stderr and "0xsecretsecret" not in result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert lines[-1] == {"verdicts": [False]}
+    native = [line for line in lines[:-1] if line.get("logger") == "native.stderr"]
+    assert any("panicked" in line["msg"] for line in native), result.stdout
+    assert "0xsecretsecret" not in result.stdout and any("***" in line["msg"] for line in native)
