@@ -69,6 +69,13 @@ def select_valid_stamps(
         if expiration is None or expiration < now:
             logger.info("stamp dropped: expired or without a valid expirationDate", extra={"provider": stamp.provider})
             continue
+        subject = credential.get("credentialSubject")
+        if not isinstance(subject, dict) or subject.get("provider") != stamp.provider:
+            # Decision 19: a row stored under another provider name than its credential's never counts.
+            logger.info(
+                "stamp dropped: provider column differs from the credential", extra={"provider": stamp.provider}
+            )
+            continue
         problems = credential_problems(credential, did)
         if problems:
             logger.info("stamp dropped: %s", "; ".join(problems), extra={"provider": stamp.provider})
