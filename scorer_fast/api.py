@@ -2,6 +2,7 @@
 
 import logging
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, DataError, connection
 from django.http import Http404, HttpRequest, HttpResponse
@@ -15,7 +16,14 @@ from scorer_fast.schemas import HealthOut
 
 logger = logging.getLogger(__name__)
 
-api = NinjaAPI(title="scorer_fast", version="1.0.0", description="Passport scorer hot paths, served synchronously.")
+api = NinjaAPI(
+    title="scorer_fast",
+    version="1.0.0",
+    description="Passport scorer hot paths, served synchronously.",
+    # API_DOCS_ENABLED=off (public deployments) removes /docs and /openapi.json.
+    docs_url="/docs" if settings.API_DOCS_ENABLED else None,
+    openapi_url="/openapi.json" if settings.API_DOCS_ENABLED else None,
+)
 api.add_router("/v2/", v2.router)
 api.add_router("/internal/embed/", embed.router)
 api.add_router("/internal/", internal.router)

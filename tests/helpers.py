@@ -10,6 +10,9 @@ from typing import Any
 import psycopg
 from django.db import connection
 
+# The header GET /internal/score/v2/... requires (settings/test.py sets the token).
+INTERNAL_AUTH = {"HTTP_AUTHORIZATION": "scorer-fast-test-internal-token"}
+
 ISO_MICROS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?\+00:00$")
 
 

@@ -11,7 +11,7 @@ from django.test import Client
 from scorer_fast.models import CeramicCache, HashScorerLink, Passport, Score
 from tests import factories
 from tests.credentials import signed_stamp
-from tests.helpers import Background, foreign_writer, wait_until_blocked_by
+from tests.helpers import INTERNAL_AUTH, Background, foreign_writer, wait_until_blocked_by
 from tests.tokens import RSA_PUBLIC_PEM, rs256_token
 
 A, B = "0x" + "a" * 40, "0x" + "b" * 40
@@ -31,7 +31,7 @@ def test_a_takeover_waiting_on_the_holders_refresh_gives_up_the_link(committed_d
             "UPDATE registry_hashscorerlink SET expires_at = %s WHERE hash = 'v0:shared' AND address = %s",
             [refreshed, A],
         )
-        taker = Background(lambda: Client().get(f"/internal/score/v2/{community.id}/{B}"))
+        taker = Background(lambda: Client().get(f"/internal/score/v2/{community.id}/{B}", **INTERNAL_AUTH))
         wait_until_blocked_by(holder)
         holder.commit()
         response = taker.result()
@@ -54,7 +54,7 @@ def test_a_refresh_waiting_on_a_takeover_loses_the_link(committed_db):
         taker.execute(
             "UPDATE registry_hashscorerlink SET address = %s, expires_at = %s WHERE hash = 'v0:shared'", [B, taken]
         )
-        holder = Background(lambda: Client().get(f"/internal/score/v2/{community.id}/{A}"))
+        holder = Background(lambda: Client().get(f"/internal/score/v2/{community.id}/{A}", **INTERNAL_AUTH))
         wait_until_blocked_by(taker)
         taker.commit()
         response = holder.result()
@@ -65,7 +65,7 @@ def test_a_refresh_waiting_on_a_takeover_loses_the_link(committed_db):
 
 
 def _score_in_background(community_id: int, address: str) -> Background:
-    return Background(lambda: Client().get(f"/internal/score/v2/{community_id}/{address}"))
+    return Background(lambda: Client().get(f"/internal/score/v2/{community_id}/{address}", **INTERNAL_AUTH))
 
 
 def test_a_passport_row_committed_while_our_upsert_waits_is_used(committed_db):
@@ -139,7 +139,7 @@ def test_a_lock_held_too_long_by_another_writer_is_a_503_with_the_routes_envelop
     settings.DB_LOCK_TIMEOUT_MS = 200
     community = factories.community(weights={"Google": 1}, threshold="1")
     factories.cache_stamp(A, signed_stamp(A, "Google"))
-    assert Client().get(f"/internal/score/v2/{community.id}/{A}").status_code == 200
+    assert Client().get(f"/internal/score/v2/{community.id}/{A}", **INTERNAL_AUTH).status_code == 200
     with foreign_writer() as original:
         original.execute("SELECT id FROM registry_score FOR UPDATE")  # the original's update_or_create locks rows
         response = _score_in_background(community.id, A).result(timeout=10)
