@@ -6,6 +6,7 @@ issuer and its `demo` app, the embedded PostgreSQL) are out of reach.
 """
 
 from pathlib import Path
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -123,7 +124,7 @@ API_DOCS_ENABLED = env_bool("API_DOCS_ENABLED", default=True)
 
 # --- logs and traces --------------------------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "scorer_fast.observability.JsonFormatter"}},

@@ -208,3 +208,11 @@ def test_demo_data_is_refused_for_a_database_other_than_the_embedded_one(setting
     with pytest.raises(CommandError, match="--allow-any-database"):
         call_command("seed_demo", stdout=io.StringIO())
     assert not Community.objects.exists()
+
+
+def test_ci_fails_loudly_when_the_real_schema_is_missing(tmp_path):
+    """In CI the real-schema pass is required: a missing schema file fails scripts/test instead of skipping."""
+    env = {**os.environ, "CI": "true", "SCORER_SCHEMA_SQL": str(tmp_path / "missing.sql")}
+    result = subprocess.run(["bash", "scripts/test"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "the real schema" in result.stderr and "missing.sql is missing" in result.stderr

@@ -46,13 +46,15 @@ def bulk(client, method: str, body, address: str = A):
 
 
 def test_a_raw_score_equal_to_the_threshold_passes(client):
-    """Mutation: threshold `>=` → `>`."""
+    """Mutation: threshold `>=` → `>` (in the stored binary score or in the response's passing_score)."""
     owner = factories.account()
     community = factories.community(owner=owner, weights={"Google": 12.5, "Ens": 7.5}, threshold="20")
     for provider in ("Google", "Ens"):
         factories.cache_stamp(A, signed_stamp(A, provider))
     body = v2(client, community, A, factories.api_key(owner)).json()
     assert body["score"] == "20.00000" and body["passing_score"] is True
+    stored = Score.objects.get()  # the binary score other systems read, and its evidence
+    assert stored.score == 1 and stored.evidence["success"] is True
 
 
 @pytest.mark.parametrize("route", ["v2", "embed", "ceramic-cache"])

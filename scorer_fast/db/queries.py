@@ -31,6 +31,11 @@ def _one(sql: str, params: tuple | list = ()) -> tuple | None:
         return cursor.fetchone()
 
 
+def _count(sql: str, params: tuple | list = ()) -> int:
+    row = _one(sql, params)
+    return row[0] if row else 0
+
+
 def _execute(sql: str, params: tuple | list = ()) -> int:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -462,7 +467,7 @@ def qualified_user_add(address: str, community_id: int) -> None:
 
 
 def qualified_communities_count(address: str) -> int:
-    return _one("SELECT COUNT(*) FROM registry_humanpointscommunityqualifiedusers WHERE address = %s", [address])[0]
+    return _count("SELECT COUNT(*) FROM registry_humanpointscommunityqualifiedusers WHERE address = %s", [address])
 
 
 def human_key_providers(address: str) -> set[str]:
@@ -493,7 +498,7 @@ def human_points_action_exists(address: str, action: str) -> bool:
 
 
 def human_points_action_count(action: str) -> int:
-    return _one("SELECT COUNT(*) FROM registry_humanpoints WHERE action = %s", [action])[0]
+    return _count("SELECT COUNT(*) FROM registry_humanpoints WHERE action = %s", [action])
 
 
 def address_lists_of(address: str, names: list[str]) -> set[str]:
