@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.http import HttpResponse
 from django.test import Client
 
 from scorer_fast.models import CeramicCache, HashScorerLink, Passport, Score
@@ -17,24 +18,33 @@ from tests.tokens import RSA_PUBLIC_PEM, rs256_token
 A, B = "0x" + "a" * 40, "0x" + "b" * 40
 
 
-def test_a_takeover_waiting_on_the_holders_refresh_gives_up_the_link(committed_db):
-    """A holds an expired link and refreshes it while B, planning against the expired row, takes it over. Before
-    the fix both commits landed: A counted the refreshed claim and B then owned the nullifier as well."""
+def score_while_another_writer_commits(community_id: int, address: str, sql: str, params: list) -> HttpResponse:
+    """The other writer runs `sql` and keeps its row locks; our scoring request reads, plans and then waits on
+    them; only then does the other writer commit."""
+    with foreign_writer() as other:
+        other.execute(sql, params)
+        scoring = Background(lambda: Client().get(f"/internal/score/v2/{community_id}/{address}", **INTERNAL_AUTH))
+        wait_until_blocked_by(other)
+        other.commit()
+        return scoring.result()
+
+
+def expired_link_of_a(claimant: str) -> int:
+    """A holds an expired link on `v0:shared`; the claimant has a stamp with that nullifier."""
     community = factories.community(weights={"Google": 1}, threshold="1")
     expired = datetime.now(UTC) - timedelta(days=1)
-    refreshed = datetime.now(UTC) + timedelta(days=30)
     HashScorerLink.objects.create(hash="v0:shared", address=A, community=community, expires_at=expired)
-    factories.cache_stamp(B, signed_stamp(B, "Google", nullifiers=["v0:shared"]))
+    factories.cache_stamp(claimant, signed_stamp(claimant, "Google", nullifiers=["v0:shared"]))
+    return community.id
 
-    with foreign_writer() as holder:
-        holder.execute(
-            "UPDATE registry_hashscorerlink SET expires_at = %s WHERE hash = 'v0:shared' AND address = %s",
-            [refreshed, A],
-        )
-        taker = Background(lambda: Client().get(f"/internal/score/v2/{community.id}/{B}", **INTERNAL_AUTH))
-        wait_until_blocked_by(holder)
-        holder.commit()
-        response = taker.result()
+
+def test_a_takeover_waiting_on_the_holders_refresh_gives_up_the_link(committed_db):
+    """A refreshes its expired link while B, planning against the expired row, takes it over. Before the fix both
+    commits landed: A counted the refreshed claim and B then owned the nullifier as well."""
+    community_id = expired_link_of_a(B)
+    refreshed = datetime.now(UTC) + timedelta(days=30)
+    sql = "UPDATE registry_hashscorerlink SET expires_at = %s WHERE hash = 'v0:shared' AND address = %s"
+    response = score_while_another_writer_commits(community_id, B, sql, [refreshed, A])
 
     assert response.status_code == 200
     body = response.json()
@@ -44,40 +54,22 @@ def test_a_takeover_waiting_on_the_holders_refresh_gives_up_the_link(committed_d
 
 def test_a_refresh_waiting_on_a_takeover_loses_the_link(committed_db):
     """The other order: B's takeover commits while A's refresh of its expired link waits; A is then deduplicated."""
-    community = factories.community(weights={"Google": 1}, threshold="1")
-    expired = datetime.now(UTC) - timedelta(days=1)
+    community_id = expired_link_of_a(A)
     taken = datetime.now(UTC) + timedelta(days=30)
-    HashScorerLink.objects.create(hash="v0:shared", address=A, community=community, expires_at=expired)
-    factories.cache_stamp(A, signed_stamp(A, "Google", nullifiers=["v0:shared"]))
-
-    with foreign_writer() as taker:
-        taker.execute(
-            "UPDATE registry_hashscorerlink SET address = %s, expires_at = %s WHERE hash = 'v0:shared'", [B, taken]
-        )
-        holder = Background(lambda: Client().get(f"/internal/score/v2/{community.id}/{A}", **INTERNAL_AUTH))
-        wait_until_blocked_by(taker)
-        taker.commit()
-        response = holder.result()
+    sql = "UPDATE registry_hashscorerlink SET address = %s, expires_at = %s WHERE hash = 'v0:shared'"
+    response = score_while_another_writer_commits(community_id, A, sql, [B, taken])
 
     assert response.status_code == 200
     assert response.json()["stamps"]["Google"]["dedup"] is True
     assert list(HashScorerLink.objects.values_list("address", "expires_at")) == [(B, taken)]
 
 
-def _score_in_background(community_id: int, address: str) -> Background:
-    return Background(lambda: Client().get(f"/internal/score/v2/{community_id}/{address}", **INTERNAL_AUTH))
-
-
 def test_a_passport_row_committed_while_our_upsert_waits_is_used(committed_db):
     """Today's failure: the upsert's insert does nothing and its select's snapshot predates the commit: no row."""
     community = factories.community(weights={"Google": 1}, threshold="1")
     factories.cache_stamp(A, signed_stamp(A, "Google"))
-    with foreign_writer() as original:
-        original.execute("INSERT INTO registry_passport (address, community_id) VALUES (%s, %s)", [A, community.id])
-        scoring = _score_in_background(community.id, A)
-        wait_until_blocked_by(original)
-        original.commit()
-        response = scoring.result()
+    sql = "INSERT INTO registry_passport (address, community_id) VALUES (%s, %s)"
+    response = score_while_another_writer_commits(community.id, A, sql, [A, community.id])
     assert response.status_code == 200 and response.json()["score"] == "1.00000"
     assert Passport.objects.count() == 1 and Score.objects.get().status == "DONE"
 
@@ -86,12 +78,8 @@ def test_a_score_row_committed_while_our_upsert_waits_is_used(committed_db):
     community = factories.community(weights={"Google": 1}, threshold="1")
     factories.cache_stamp(A, signed_stamp(A, "Google"))
     passport = Passport.objects.create(address=A, community=community)
-    with foreign_writer() as original:
-        original.execute("INSERT INTO registry_score (passport_id, status) VALUES (%s, 'PROCESSING')", [passport.id])
-        scoring = _score_in_background(community.id, A)
-        wait_until_blocked_by(original)
-        original.commit()
-        response = scoring.result()
+    sql = "INSERT INTO registry_score (passport_id, status) VALUES (%s, 'PROCESSING')"
+    response = score_while_another_writer_commits(community.id, A, sql, [passport.id])
     assert response.status_code == 200 and response.json()["score"] == "1.00000"
     assert Score.objects.get().status == "DONE"
 
@@ -142,6 +130,7 @@ def test_a_lock_held_too_long_by_another_writer_is_a_503_with_the_routes_envelop
     assert Client().get(f"/internal/score/v2/{community.id}/{A}", **INTERNAL_AUTH).status_code == 200
     with foreign_writer() as original:
         original.execute("SELECT id FROM registry_score FOR UPDATE")  # the original's update_or_create locks rows
-        response = _score_in_background(community.id, A).result(timeout=10)
+        scoring = Background(lambda: Client().get(f"/internal/score/v2/{community.id}/{A}", **INTERNAL_AUTH))
+        response = scoring.result(timeout=10)
     assert response.status_code == 503
     assert response.json() == {"detail": "Database busy, please retry."}
