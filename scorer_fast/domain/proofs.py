@@ -65,12 +65,12 @@ class ProofVerifier:
         """One verdict per credential. `memo` (one request's answers) also keeps the indefinite ones, so a junk
         proof is sent to didkit once per request, not once per check."""
         memo = {} if memo is None else memo
-        documents = [json.dumps(credential) for credential in credentials]
         keys = [proof_key(credential) for credential in credentials]
-        verdicts: list[bool | None] = [memo.get(key, self._cached(key)) for key in keys]
+        verdicts: list[bool | None] = [memo[key] if key in memo else self._cached(key) for key in keys]
         missing = [index for index, verdict in enumerate(verdicts) if verdict is None]
         if missing:
-            results = thread_loop().run_until_complete(_verify_documents([documents[i] for i in missing]))
+            documents = [json.dumps(credentials[index]) for index in missing]
+            results = thread_loop().run_until_complete(_verify_documents(documents))
             for index, result in zip(missing, results, strict=True):
                 verdict = _verdict(result)
                 if verdict is not None:
