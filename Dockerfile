@@ -19,6 +19,7 @@ COPY --chown=scorer:scorer . .
 # collectstatic (admin assets) needs settings that pass the production checks, but no database or real secrets.
 RUN python -m compileall -q /app \
  && SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(50))')" TRUSTED_IAM_ISSUERS='["did:key:build-only"]' \
+    CGRANTS_API_TOKEN="$(python -c 'import secrets; print(secrets.token_urlsafe(32))')" ALLOWED_HOSTS=build.invalid \
     CERAMIC_CACHE_SCORER_ID=0 DATABASE_URL=postgres://build/none python manage.py collectstatic --noinput --verbosity 0
 USER scorer
 EXPOSE 8000

@@ -46,8 +46,8 @@ from datetime import UTC, datetime, timedelta
 from django.core.management import call_command
 call_command("bootstrap_db", verbosity=0)
 from tests import factories
-from scorer_fast.demo_issuer import demo_issuer_jwk
-from scorer_fast.signing import issue_stamp
+from demo.issuer import demo_issuer_jwk
+from demo.signing import issue_stamp
 from scorer_fast.models import CeramicCache
 jwk = demo_issuer_jwk()
 owner = factories.account()

@@ -2,20 +2,28 @@
 
 import logging
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, DataError, connection
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI, Status
 from ninja.errors import HttpError, ValidationError
 
-from scorer_fast.errors import BadRequest, DatabaseUnavailable, PayloadTooLarge, ScorerError
+from scorer_fast.errors import BadRequest, DatabaseBusy, DatabaseUnavailable, PayloadTooLarge, ScorerError
 from scorer_fast.http import error_response
 from scorer_fast.routers import ceramic_cache, embed, internal, registry, v2
 from scorer_fast.schemas import HealthOut
 
 logger = logging.getLogger(__name__)
 
-api = NinjaAPI(title="scorer_fast", version="1.0.0", description="Passport scorer hot paths, served synchronously.")
+api = NinjaAPI(
+    title="scorer_fast",
+    version="1.0.0",
+    description="Passport scorer hot paths, served synchronously.",
+    # API_DOCS_ENABLED=off (public deployments) removes /docs and /openapi.json.
+    docs_url="/docs" if settings.API_DOCS_ENABLED else None,
+    openapi_url="/openapi.json" if settings.API_DOCS_ENABLED else None,
+)
 api.add_router("/v2/", v2.router)
 api.add_router("/internal/embed/", embed.router)
 api.add_router("/internal/", internal.router)
@@ -24,6 +32,8 @@ api.add_router("/registry/", registry.router)
 
 # PostgreSQL SQLSTATE classes that mean "no usable connection" (08: connection exception; 57P0x: shutdown).
 _UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P0")
+# lock_timeout (lock_not_available) and statement_timeout (query_canceled): a bounded wait ran out.
+_BUSY_SQLSTATES = frozenset({"55P03", "57014"})
 UNSTORABLE_VALUE = "The request holds a value the database cannot store (such as a NUL character)."
 
 
@@ -62,6 +72,9 @@ def _too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
 def _database_error(request: HttpRequest, exc: DatabaseError) -> HttpResponse:
     if isinstance(exc, DataError):  # SQLSTATE class 22: a value from the request the database refuses
         return _scorer_error(request, BadRequest(UNSTORABLE_VALUE))
+    if getattr(exc.__cause__, "sqlstate", None) in _BUSY_SQLSTATES:
+        logger.warning("database wait timed out: %s", type(exc.__cause__).__name__)
+        return _scorer_error(request, DatabaseBusy())
     if not _database_unreachable(exc):
         raise exc  # a real bug: Django logs it and answers 500
     logger.error("database unavailable: %s", type(exc.__cause__ or exc).__name__)

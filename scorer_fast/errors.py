@@ -68,3 +68,8 @@ class DatabaseUnavailable(ScorerError):
 
 class ScoringFailure(Exception):
     """Raised inside the pipeline; it is not an HTTP error: the score is saved in error state (§6.9)."""
+
+
+class DatabaseBusy(ScorerError):
+    status_code = 503
+    default_message = "Database busy, please retry."

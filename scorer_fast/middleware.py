@@ -15,6 +15,7 @@ from scorer_fast.services.analytics import record_api_usage
 
 logger = logging.getLogger("scorer_fast.access")
 _API_PREFIXES = ("/v2/", "/internal/", "/ceramic-cache/", "/registry/")
+_INTERNAL_SCORE_PREFIX = "/internal/score/"
 
 
 class RequestContextMiddleware:
@@ -67,8 +68,9 @@ class RequestContextMiddleware:
 
     @staticmethod
     def _internal_token_allows(request: HttpRequest) -> bool:
-        """Off by default: the /internal routes sit behind a private load balancer (decision 7)."""
-        if not settings.REQUIRE_INTERNAL_API_TOKEN:
+        """`GET /internal/score/v2/...` always needs `Authorization: <CGRANTS_API_TOKEN>`, as in the original; the
+        other /internal routes only with REQUIRE_INTERNAL_API_TOKEN (they sit behind a private load balancer)."""
+        if not settings.REQUIRE_INTERNAL_API_TOKEN and not request.path.startswith(_INTERNAL_SCORE_PREFIX):
             return True
         expected = settings.CGRANTS_API_TOKEN.encode()
         return bool(expected) and hmac.compare_digest(request.headers.get("Authorization", "").encode(), expected)

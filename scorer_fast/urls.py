@@ -5,12 +5,13 @@ from django.views.static import serve
 
 from scorer_fast.api import api
 
-urlpatterns = [
+# ADMIN_ENABLED=off (public deployments) leaves the admin and its assets unrouted.
+admin_urls = [
     path("admin/", admin.site.urls),
     # Admin assets, collected by `collectstatic`; small enough to serve from the app (no separate web server).
     re_path(r"^static/(?P<path>.*)$", serve, {"document_root": settings.STATIC_ROOT}),
-    path("", api.urls),
 ]
+urlpatterns = [*(admin_urls if settings.ADMIN_ENABLED else []), path("", api.urls)]
 
 handler404 = "scorer_fast.api.json_404"
 handler500 = "scorer_fast.api.json_500"

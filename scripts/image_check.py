@@ -95,6 +95,8 @@ def build() -> Path:
         "TRUSTED_IAM_ISSUERS": '["did:key:build-only"]',
         "CERAMIC_CACHE_SCORER_ID": "0",
         "DATABASE_URL": "postgres://build/none",
+        "CGRANTS_API_TOKEN": secrets.token_urlsafe(32),
+        "ALLOWED_HOSTS": "build.invalid",
     }
     run([str(python / "bin/python"), "-m", "compileall", "-q", str(app)], env=build_env)
     run(
@@ -171,6 +173,8 @@ def main() -> None:
         "SECRET_KEY": secrets.token_urlsafe(50),
         "TRUSTED_IAM_ISSUERS": '["did:key:z6MkrealIssuerForTheImageCheckOnly"]',
         "CERAMIC_CACHE_SCORER_ID": "1",
+        "CGRANTS_API_TOKEN": secrets.token_urlsafe(32),
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
     }
     run([str(WORK / "python/bin/python"), "manage.py", "bootstrap_db"], cwd=app, env=env)  # the schema, from the image
     check_refuses_placeholders(app, env)

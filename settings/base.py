@@ -1,43 +1,56 @@
 """All settings, read from the environment (names follow the original service where the meaning is the same).
 
-`.env.example` lists every variable. SCORER_ENV=production turns on the start-up refusal of placeholder secrets.
+`.env.example` lists every variable. Production is the default: without SCORER_ENV=development the service
+refuses placeholder secrets at start-up, and the development conveniences (the published SECRET_KEY, the demo
+issuer and its `demo` app, the embedded PostgreSQL) are out of reach.
 """
 
 from pathlib import Path
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
 from settings import embedded_pg, embedded_redis
-from settings.checks import refuse_placeholders_in_production
+from settings.checks import DEVELOPMENT_INTERNAL_TOKEN, DEVELOPMENT_SECRET_KEY, refuse_placeholders_in_production
 from settings.database import database_from_url
 from settings.env import env_bool, env_int, env_json, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-SCORER_ENV = env_str("SCORER_ENV", "development").lower()
-PRODUCTION = SCORER_ENV == "production"
+SCORER_ENV = env_str("SCORER_ENV", "production").lower()
+if SCORER_ENV not in {"production", "development"}:
+    raise ImproperlyConfigured(f"SCORER_ENV must be production (the default) or development, got {SCORER_ENV!r}")
+DEVELOPMENT = SCORER_ENV == "development"
+PRODUCTION = not DEVELOPMENT
 DEBUG = env_bool("DEBUG", default=False)
 
-# Development-only default; production refuses it (settings/checks.py).
-SECRET_KEY = env_str("SECRET_KEY", "" if PRODUCTION else "scorer-fast-development-only-secret-key")
-ALLOWED_HOSTS = [host.strip() for host in env_str("ALLOWED_HOSTS", "*").split(",") if host.strip()]
+# Development-only defaults; production refuses them (settings/checks.py).
+SECRET_KEY = env_str("SECRET_KEY", DEVELOPMENT_SECRET_KEY if DEVELOPMENT else "")
+ALLOWED_HOSTS = [
+    host.strip() for host in env_str("ALLOWED_HOSTS", "*" if DEVELOPMENT else "").split(",") if host.strip()
+]
 
 # --- database -------------------------------------------------------------------------------------------------
 DATABASE_URL = env_str("DATABASE_URL")
 DATABASES = {
     "default": database_from_url(
-        DATABASE_URL or embedded_pg.ensure_running(),
+        # Production without DATABASE_URL gets a placeholder that the start-up check below refuses.
+        DATABASE_URL or (embedded_pg.ensure_running() if DEVELOPMENT else "postgres:///unset"),
         conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
         connect_timeout=env_int("DB_CONNECT_TIMEOUT", 3),
         app_name=env_str("DB_APPLICATION_NAME", "scorer_fast"),
     )
 }
+# Bounded waits inside a request's transaction (set per transaction, so safe behind a transaction pooler); keep
+# both well under GUNICORN_TIMEOUT. A lock wait that times out is answered 503.
+DB_STATEMENT_TIMEOUT_MS = env_int("DB_STATEMENT_TIMEOUT_MS", 10_000)
+DB_LOCK_TIMEOUT_MS = env_int("DB_LOCK_TIMEOUT_MS", 5_000)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- scoring ----------------------------------------------------------------------------------------------------
-# The demo issuer (key in scorer_fast/demo_issuer.py) signs the demo stamps; trusted by default in development only.
+# The demo issuer (key in demo/issuer.py) signs the demo stamps; trusted by default in development only.
 DEMO_ISSUER_DID = "did:ethr:0x018d103c154748e8d5a1d7658185125175457f84"
-TRUSTED_IAM_ISSUERS: list[str] = env_json("TRUSTED_IAM_ISSUERS", [] if PRODUCTION else [DEMO_ISSUER_DID])
+TRUSTED_IAM_ISSUERS: list[str] = env_json("TRUSTED_IAM_ISSUERS", [DEMO_ISSUER_DID] if DEVELOPMENT else [])
 CERAMIC_CACHE_SCORER_ID = env_int("CERAMIC_CACHE_SCORER_ID")
 FF_MULTI_NULLIFIER = env_str("FF_MULTI_NULLIFIER", "off").lower() == "on"
 FF_API_ANALYTICS = env_str("FF_API_ANALYTICS", "off").lower() == "on"
@@ -54,9 +67,10 @@ DEMO_API_KEY = env_str("DEMO_API_KEY") or None
 DEMO_API_KEY_ALIASES: list[str] = env_json("DEMO_API_KEY_ALIASES", [])
 DEMO_API_SCORER_ID = env_int("DEMO_API_SCORER_ID")
 SIWE_JWT_PUBLIC_KEY = env_str("SIWE_JWT_PUBLIC_KEY")
-# The /internal routes sit behind a private load balancer; set this to also require `Authorization: <token>`.
+# `GET /internal/score/v2/...` always requires `Authorization: <CGRANTS_API_TOKEN>` (as the original); the other
+# /internal routes sit behind a private load balancer and require it only with REQUIRE_INTERNAL_API_TOKEN.
 REQUIRE_INTERNAL_API_TOKEN = env_bool("REQUIRE_INTERNAL_API_TOKEN", default=False)
-CGRANTS_API_TOKEN = env_str("CGRANTS_API_TOKEN")
+CGRANTS_API_TOKEN = env_str("CGRANTS_API_TOKEN", DEVELOPMENT_INTERNAL_TOKEN if DEVELOPMENT else "")
 # Gradual rollout: when set (e.g. "X-Use-Rust-Scorer"), /ceramic-cache routes answer 404 unless it is "true".
 ROLLOUT_ROUTING_HEADER = env_str("ROLLOUT_ROUTING_HEADER")
 
@@ -102,6 +116,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "ninja",  # /docs renders Swagger UI from ninja's own static files (collectstatic), not from a CDN
     "scorer_fast",
+    *(["demo"] if DEVELOPMENT else []),  # demo signing and `seed_demo`: never in production
 ]
 MIDDLEWARE = [
     "scorer_fast.middleware.RequestContextMiddleware",
@@ -132,14 +147,19 @@ TIME_ZONE = "UTC"
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if PRODUCTION else None
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = PRODUCTION
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if PRODUCTION else 0)
+# Public deployments can switch off the admin and the API docs (/docs and /openapi.json).
+ADMIN_ENABLED = env_bool("ADMIN_ENABLED", default=True)
+API_DOCS_ENABLED = env_bool("API_DOCS_ENABLED", default=True)
 
 # --- logs and traces --------------------------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "scorer_fast.observability.JsonFormatter"}},
-    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {"django.server": {"level": "WARNING"}, "pgserver": {"level": "WARNING"}},
 }
@@ -151,6 +171,8 @@ if PRODUCTION:
         secret_key=SECRET_KEY,
         trusted_issuers=TRUSTED_IAM_ISSUERS,
         demo_issuer_did=DEMO_ISSUER_DID,
+        allowed_hosts=ALLOWED_HOSTS,
+        internal_api_token=CGRANTS_API_TOKEN,
         ceramic_cache_scorer_id=CERAMIC_CACHE_SCORER_ID,
         database_url=DATABASE_URL,
         debug=DEBUG,

@@ -2,10 +2,14 @@
 
 from django.core.exceptions import ImproperlyConfigured
 
+# Published development values (SCORER_ENV=development only).
+DEVELOPMENT_SECRET_KEY = "scorer-fast-development-only-secret-key"
+DEVELOPMENT_INTERNAL_TOKEN = "scorer-fast-development-internal-token"
 # The original's defaults and well-known development values: never acceptable in production.
 PLACEHOLDER_SECRET_KEYS = frozenset(
-    {"", "secret-test-value", "dev-secret-key-not-for-production", "scorer-fast-development-only-secret-key"}
+    {"", "secret-test-value", "dev-secret-key-not-for-production", DEVELOPMENT_SECRET_KEY}
 )
+PLACEHOLDER_INTERNAL_TOKENS = frozenset({"", "abc", DEVELOPMENT_INTERNAL_TOKEN})
 PLACEHOLDER_ISSUERS = frozenset({"did:key:GlMY_1zkc0i11O-wMBWbSiUfIkZiXzFLlAQ89pdfyBA", "did:ethr:0xabczyx"})
 MIN_SECRET_KEY_LENGTH = 32
 
@@ -18,6 +22,8 @@ def production_problems(
     ceramic_cache_scorer_id: int | None,
     database_url: str,
     debug: bool,
+    allowed_hosts: list[str],
+    internal_api_token: str,
 ) -> list[str]:
     problems = []
     if secret_key in PLACEHOLDER_SECRET_KEYS or len(secret_key) < MIN_SECRET_KEY_LENGTH:
@@ -35,6 +41,10 @@ def production_problems(
         problems.append("DATABASE_URL must be set (the embedded database is for development only)")
     if debug:
         problems.append("DEBUG must be off")
+    if not allowed_hosts or "*" in allowed_hosts:
+        problems.append("ALLOWED_HOSTS must name the service's host names (not empty, not *)")
+    if internal_api_token in PLACEHOLDER_INTERNAL_TOKENS:
+        problems.append("CGRANTS_API_TOKEN must be set (GET /internal/score/v2 requires it)")
     return problems
 
 

@@ -39,7 +39,7 @@ def stop() -> None:
     import subprocess
 
     _import_pgserver()
-    from pgserver._commands import pg_ctl
+    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
     pgdata = data_dir()
     if not (pgdata / "postmaster.pid").exists():

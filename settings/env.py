@@ -2,7 +2,7 @@
 
 import json
 import os
-from typing import Any
+from typing import Any, overload
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -30,6 +30,10 @@ def env_bool(name: str, default: bool = False) -> bool:
     raise ImproperlyConfigured(f"{name} must be one of on/off/true/false, got {raw!r}")
 
 
+@overload
+def env_int(name: str, default: int) -> int: ...
+@overload
+def env_int(name: str, default: None = None) -> int | None: ...
 def env_int(name: str, default: int | None = None) -> int | None:
     raw = os.environ.get(name, "").strip()
     if not raw:

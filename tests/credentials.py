@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from scorer_fast.signing import issue_stamp, secp256k1_jwk
+from demo.signing import issue_stamp, secp256k1_jwk
 
 EIP712_ISSUER_JWK = secp256k1_jwk(bytes.fromhex("5c0b1ad9" * 8))  # did:ethr:0x2dc3be81…f2bc
 ED25519_ISSUER_JWK = (

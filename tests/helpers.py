@@ -1,11 +1,17 @@
 """Small assertions shared by endpoint tests."""
 
 import re
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 from django.db import connection
+
+# The header GET /internal/score/v2/... requires (settings/test.py sets the token).
+INTERNAL_AUTH = {"HTTP_AUTHORIZATION": "scorer-fast-test-internal-token"}
 
 ISO_MICROS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?\+00:00$")
 
@@ -40,3 +46,62 @@ def failing_event_inserts() -> Iterator[None]:
     finally:
         with connection.cursor() as cursor:
             cursor.execute("DROP TRIGGER fail_event ON registry_event; DROP FUNCTION fail_event();")
+
+
+def _connect(*, autocommit: bool) -> psycopg.Connection:
+    params = connection.settings_dict
+    kwargs = {"dbname": params["NAME"], "user": params["USER"], "password": params["PASSWORD"], "host": params["HOST"]}
+    if params["PORT"]:
+        kwargs["port"] = params["PORT"]
+    return psycopg.connect(**kwargs, autocommit=autocommit)
+
+
+@contextmanager
+def foreign_writer() -> Iterator[psycopg.Connection]:
+    """A second writer on its own connection (the original service, which takes none of our locks); the test
+    decides when its transaction commits."""
+    conn = _connect(autocommit=False)
+    try:
+        yield conn
+    finally:
+        conn.rollback()
+        conn.close()
+
+
+def wait_until_blocked_by(blocker: psycopg.Connection, timeout: float = 10.0) -> None:
+    """Return once another backend waits for a lock the blocker holds (the interleaving under test is reached)."""
+    deadline = time.monotonic() + timeout
+    with _connect(autocommit=True) as observer:
+        while time.monotonic() < deadline:
+            sql = "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))"
+            row = observer.execute(sql, [blocker.info.backend_pid]).fetchone()
+            if row and row[0]:
+                return
+            time.sleep(0.01)
+    raise AssertionError("no backend waited on the foreign writer's lock")
+
+
+class Background:
+    """Run a call on another thread (with its own database connection); `result()` joins and returns it."""
+
+    def __init__(self, target: Callable[[], Any]) -> None:
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                self._value = target()
+            except BaseException as exc:  # re-raised in the test's thread
+                self._error = exc
+            finally:
+                connection.close()
+
+        self._thread = threading.Thread(target=run)
+        self._thread.start()
+
+    def result(self, timeout: float = 30.0) -> Any:
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "the background call did not finish"
+        if self._error is not None:
+            raise self._error
+        return self._value

@@ -126,9 +126,9 @@ def test_lifo_plan_classifies_own_clashing_and_forfeited_links():
     assert [s.provider for s in plan.kept] == ["Own", "Takeover"]
     assert list(plan.deduplicated) == ["Clash"]
     assert {(c.hash, c.address) for c in plan.inserts} == {("v0:fresh", OTHER), ("v0:new", ME)}
-    assert {(c.hash, c.address, c.expected_address) for c in plan.updates} == {
-        ("v0:own", ME, ME),
-        ("v0:expired", ME, OTHER),
+    assert {(c.hash, c.address, c.expected) for c in plan.updates} == {
+        ("v0:own", ME, Link(ME, later)),
+        ("v0:expired", ME, Link(OTHER, earlier)),
     }
     assert plan.events == [{"nullifiers": ["v0:held", "v0:fresh"], "provider": "Clash", "community_id": 1}]
     assert [c.hash for c in plan.inserts] == sorted(c.hash for c in plan.inserts)

@@ -10,6 +10,7 @@ from scorer_fast.models import (
 )
 from tests import factories
 from tests.credentials import signed_stamp
+from tests.helpers import INTERNAL_AUTH
 
 pytestmark = pytest.mark.django_db
 A = "0x" + "a" * 40
@@ -23,7 +24,7 @@ def points_on(settings):
 
 
 def score(client, community):
-    return client.get(f"/internal/score/v2/{community.id}/{A}").json()
+    return client.get(f"/internal/score/v2/{community.id}/{A}", **INTERNAL_AUTH).json()
 
 
 def actions() -> set[tuple[str, str, str]]:

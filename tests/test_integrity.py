@@ -8,7 +8,7 @@ from django.test import Client
 from scorer_fast.models import HashScorerLink, Score
 from tests import factories
 from tests.credentials import signed_stamp
-from tests.helpers import count_rows, failing_event_inserts
+from tests.helpers import INTERNAL_AUTH, count_rows, failing_event_inserts
 
 A, B = "0x" + "a" * 40, "0x" + "b" * 40
 
@@ -37,7 +37,7 @@ def test_a_database_error_mid_request_leaves_nothing_written(committed_db):
     community = factories.community(weights={"Google": 1})
     factories.cache_stamp(A, signed_stamp(A, "Google"))
     with failing_event_inserts():
-        response = Client(raise_request_exception=False).get(f"/internal/score/v2/{community.id}/{A}")
+        response = Client(raise_request_exception=False).get(f"/internal/score/v2/{community.id}/{A}", **INTERNAL_AUTH)
     assert response.status_code == 500 and response.json() == {"detail": "An error has occurred"}
     for table in ("registry_passport", "registry_score", "registry_stamp", "registry_hashscorerlink", "registry_event"):
         assert count_rows(table) == 0, table
@@ -49,7 +49,9 @@ def test_addresses_racing_for_one_nullifier_leave_exactly_one_holder(committed_d
     for address in racers:
         factories.cache_stamp(address, signed_stamp(address, "Google", nullifiers=["v0:contested"]))
 
-    responses = run_concurrently(len(racers), lambda i: Client().get(f"/internal/score/v2/{community.id}/{racers[i]}"))
+    responses = run_concurrently(
+        len(racers), lambda i: Client().get(f"/internal/score/v2/{community.id}/{racers[i]}", **INTERNAL_AUTH)
+    )
 
     assert [response.status_code for response in responses] == [200] * len(racers)
     bodies = [response.json() for response in responses]
@@ -64,7 +66,7 @@ def test_concurrent_scoring_of_one_address_keeps_one_set_of_rows(committed_db):
     community = factories.community(weights={"Google": 1, "Ens": 1})
     for provider in ("Google", "Ens"):
         factories.cache_stamp(A, signed_stamp(A, provider))
-    responses = run_concurrently(6, lambda i: Client().get(f"/internal/score/v2/{community.id}/{A}"))
+    responses = run_concurrently(6, lambda i: Client().get(f"/internal/score/v2/{community.id}/{A}", **INTERNAL_AUTH))
     assert {response.status_code for response in responses} == {200}
     assert count_rows("registry_passport") == 1 and Score.objects.count() == 1
     assert count_rows("registry_stamp") == 2 and count_rows("registry_hashscorerlink") == 2

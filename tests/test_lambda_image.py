@@ -6,7 +6,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 # Key material as the repo writes it: raw private keys, PEM private keys, JWK private members, a literal SECRET_KEY.
-KEY_MATERIAL = re.compile(r"fromhex\(|PRIVATE KEY-----|\"d\"\s*:\s*\"|SECRET_KEY\s*=\s*\"[^\"$]")
+KEY_MATERIAL = re.compile(r"fromhex\(|PRIVATE KEY-----|\"d\"\s*:\s*\"|(?<![A-Z_])SECRET_KEY\s*=\s*\"[^\"$]")
 
 
 def image_check():

@@ -7,13 +7,14 @@ import pytest
 from scorer_fast.models import Event, HashScorerLink, Score
 from tests import factories
 from tests.credentials import ED25519_ISSUER_JWK, signed_stamp
+from tests.helpers import INTERNAL_AUTH
 
 pytestmark = pytest.mark.django_db
 A, B = "0x" + "a" * 40, "0x" + "b" * 40
 
 
 def score(client, community, address):
-    response = client.get(f"/internal/score/v2/{community.id}/{address}")
+    response = client.get(f"/internal/score/v2/{community.id}/{address}", **INTERNAL_AUTH)
     assert response.status_code == 200, response.content
     return response.json()
 

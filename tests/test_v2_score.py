@@ -9,7 +9,7 @@ import pytest
 from scorer_fast.models import Event, HashScorerLink, Passport, Score, Stamp
 from tests import factories
 from tests.credentials import ED25519_ISSUER_JWK, UNTRUSTED_ISSUER_JWK, signed_stamp
-from tests.helpers import count_rows, iso, without_timestamp
+from tests.helpers import INTERNAL_AUTH, count_rows, iso, without_timestamp
 
 pytestmark = pytest.mark.django_db
 
@@ -278,18 +278,34 @@ def test_it_applies_customization_weight_overrides(client):
     assert score.stamp_scores == {"AllowList#vips": 10.0, "Google": 0.525}
 
 
-def test_internal_score_route_answers_without_a_key(client):
+@pytest.mark.parametrize("token", [None, "wrong-token", "Bearer scorer-fast-test-internal-token"])
+def test_internal_score_route_requires_the_internal_token(client, token):
+    community = factories.community(weights={"Google": 42})
+    headers = {"HTTP_AUTHORIZATION": token} if token else {}
+    response = client.get(f"/internal/score/v2/{community.id}/{ADDRESS}", **headers)
+    assert (response.status_code, response.json()) == (401, {"detail": "Unauthorized"})
+    assert Score.objects.count() == 0
+
+
+def test_internal_score_route_refuses_everyone_when_no_token_is_configured(client, settings):
+    settings.CGRANTS_API_TOKEN = ""
+    community = factories.community(weights={"Google": 42})
+    response = client.get(f"/internal/score/v2/{community.id}/{ADDRESS}", HTTP_AUTHORIZATION="")
+    assert (response.status_code, response.json()) == (401, {"detail": "Unauthorized"})
+
+
+def test_internal_score_route_answers_with_the_internal_token(client):
     community = factories.community(weights={"Google": 42})
     factories.cache_stamp(ADDRESS, signed_stamp(ADDRESS, "Google"))
-    response = client.get(f"/internal/score/v2/{community.id}/{ADDRESS}")
+    response = client.get(f"/internal/score/v2/{community.id}/{ADDRESS}", **INTERNAL_AUTH)
     assert response.status_code == 200 and response.json()["score"] == "42.00000"
-    missing = client.get(f"/internal/score/v2/999999/{ADDRESS}")
+    missing = client.get(f"/internal/score/v2/999999/{ADDRESS}", **INTERNAL_AUTH)
     assert (missing.status_code, missing.json()) == (404, {"detail": "No Community matches the given query."})
 
 
 def test_internal_score_route_answers_500_for_an_error_state_score(client):
     community = factories.community(rule="FIFO")
-    response = client.get(f"/internal/score/v2/{community.id}/{ADDRESS}")
+    response = client.get(f"/internal/score/v2/{community.id}/{ADDRESS}", **INTERNAL_AUTH)
     assert (response.status_code, response.json()) == (500, {"detail": "Failed to calculate score."})
     assert Score.objects.get().status == "ERROR"  # the error state is saved all the same
 

@@ -115,8 +115,8 @@ class ChoicesFilter(admin.SimpleListFilter):
     choices_list: tuple[tuple[str, str], ...] = ()
     field = ""
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> tuple[tuple[str, str], ...]:
-        return self.choices_list
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return list(self.choices_list)
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         value = self.value()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
+from django.db import OperationalError, connection
 
 from scorer_fast.domain.computation import ScoreFields, ScorerConfig
 from scorer_fast.domain.credentials import CachedStamp
@@ -31,6 +31,11 @@ def _one(sql: str, params: tuple | list = ()) -> tuple | None:
         return cursor.fetchone()
 
 
+def _count(sql: str, params: tuple | list = ()) -> int:
+    row = _one(sql, params)
+    return row[0] if row else 0
+
+
 def _execute(sql: str, params: tuple | list = ()) -> int:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -46,7 +51,16 @@ def _jsonb(value: Any) -> str | None:
     return None if value is None else json.dumps(value)
 
 
-# --- locks ---------------------------------------------------------------------------------------------------
+# --- transactions and locks ----------------------------------------------------------------------------------
+
+
+def transaction_timeouts(*, statement_ms: int, lock_ms: int) -> None:
+    """Bound every statement and lock wait of the current transaction (SET LOCAL semantics: nothing leaks to the
+    next client of a pooled connection, and no startup option a transaction pooler might refuse)."""
+    _execute(
+        "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true)",
+        [f"{statement_ms}ms", f"{lock_ms}ms"],
+    )
 
 
 def address_lock(address: str) -> None:
@@ -140,9 +154,26 @@ def scorer_weights_of_community(community_id: int) -> dict[str, Any] | None:
 # --- passport, score, stamps -----------------------------------------------------------------------------------
 
 
+def _upsert_id(sql: str, params: list[Any]) -> int:
+    """Run an `INSERT … ON CONFLICT DO NOTHING RETURNING id … UNION ALL SELECT id` upsert until it yields the row.
+
+    When another transaction (the original service, say) inserts the row and commits while this statement waits
+    on it, neither half returns it: the insert did nothing and the select's snapshot predates that commit. Run
+    again, the statement takes a new snapshot (READ COMMITTED) and finds the row, whoever wrote it.
+    """
+    for _ in range(_UPSERT_ATTEMPTS):
+        row = _one(sql, params)
+        if row is not None:
+            return row[0]
+    raise OperationalError(f"upsert found no row after {_UPSERT_ATTEMPTS} attempts")
+
+
+_UPSERT_ATTEMPTS = 3
+
+
 def passport_upsert(address: str, community_id: int) -> int:
     """registry_passport, unique (address, community_id); never updates an existing row. One round trip."""
-    return _one(
+    return _upsert_id(
         """
         WITH inserted AS (
             INSERT INTO registry_passport (address, community_id) VALUES (%s, %s)
@@ -153,12 +184,12 @@ def passport_upsert(address: str, community_id: int) -> int:
         LIMIT 1
         """,
         [address, community_id, address, community_id],
-    )[0]
+    )
 
 
 def score_get_or_create(passport_id: int) -> int:
     """registry_score, unique passport_id; a new row starts as PROCESSING with everything else null."""
-    return _one(
+    return _upsert_id(
         """
         WITH inserted AS (
             INSERT INTO registry_score (passport_id, status) VALUES (%s, 'PROCESSING')
@@ -168,7 +199,7 @@ def score_get_or_create(passport_id: int) -> int:
         LIMIT 1
         """,
         [passport_id, passport_id],
-    )[0]
+    )
 
 
 def score_update(score_id: int, fields: ScoreFields) -> None:
@@ -261,12 +292,21 @@ def hash_links_insert(changes: list[LinkChange], community_id: int) -> None:
 
 
 def hash_link_update(change: LinkChange, community_id: int) -> bool:
-    """Conditional on the holder we planned against; False means a concurrent writer got there first."""
+    """Conditional on the exact holder and expiry we planned against; False means another writer (this service
+    or the original) changed the link meanwhile and the caller re-plans."""
+    assert change.expected is not None
     return (
         _execute(
             "UPDATE registry_hashscorerlink SET address = %s, expires_at = %s "
-            "WHERE hash = %s AND community_id = %s AND address = %s",
-            [change.address, change.expires_at, change.hash, community_id, change.expected_address],
+            "WHERE hash = %s AND community_id = %s AND address = %s AND expires_at = %s",
+            [
+                change.address,
+                change.expires_at,
+                change.hash,
+                community_id,
+                change.expected.address,
+                change.expected.expires_at,
+            ],
         )
         == 1
     )
@@ -396,7 +436,7 @@ def qualified_user_add(address: str, community_id: int) -> None:
 
 
 def qualified_communities_count(address: str) -> int:
-    return _one("SELECT COUNT(*) FROM registry_humanpointscommunityqualifiedusers WHERE address = %s", [address])[0]
+    return _count("SELECT COUNT(*) FROM registry_humanpointscommunityqualifiedusers WHERE address = %s", [address])
 
 
 def human_key_providers(address: str) -> set[str]:
@@ -427,7 +467,7 @@ def human_points_action_exists(address: str, action: str) -> bool:
 
 
 def human_points_action_count(action: str) -> int:
-    return _one("SELECT COUNT(*) FROM registry_humanpoints WHERE action = %s", [action])[0]
+    return _count("SELECT COUNT(*) FROM registry_humanpoints WHERE action = %s", [action])
 
 
 def address_lists_of(address: str, names: list[str]) -> set[str]:

@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 from typing import Any
 
-from scorer_fast.domain.credentials import CachedStamp, parse_expiration
+from scorer_fast.domain.credentials import CachedStamp, kept_expiration
 
 _PYTHON_DEFAULT_CONTEXT = Context(prec=28, rounding=ROUND_HALF_EVEN)
 ONE, ZERO = Decimal(1), Decimal(0)
@@ -60,7 +60,7 @@ def compute_score(
             weight = as_decimal(config.weights.get(stamp.provider, 0))
             total += weight
             stamp_scores[stamp.provider] = float(weight)
-            expires = parse_expiration(stamp.credential)
+            expires = kept_expiration(stamp.credential)
             if earliest is None or expires < earliest:
                 earliest = expires
             stamps[stamp.provider] = {"score": f"{weight:.5f}", "dedup": False, "expiration_date": expires.isoformat()}

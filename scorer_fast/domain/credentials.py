@@ -29,6 +29,14 @@ def parse_expiration(credential: dict[str, Any]) -> datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
+def kept_expiration(credential: dict[str, Any]) -> datetime:
+    """The expiration of a stamp that `select_valid_stamps` kept (it drops every stamp without a valid one)."""
+    expiration = parse_expiration(credential)
+    if expiration is None:
+        raise ValueError("a stamp without a valid expirationDate got past select_valid_stamps")
+    return expiration
+
+
 def credential_problems(credential: Any, did: str) -> list[str]:
     """The original's field checks, with its messages (registry.utils.validate_credential)."""
     if not credential or not isinstance(credential, dict):
@@ -68,6 +76,13 @@ def select_valid_stamps(
         expiration = parse_expiration(credential)
         if expiration is None or expiration < now:
             logger.info("stamp dropped: expired or without a valid expirationDate", extra={"provider": stamp.provider})
+            continue
+        subject = credential.get("credentialSubject")
+        if not isinstance(subject, dict) or subject.get("provider") != stamp.provider:
+            # Decision 19: a row stored under another provider name than its credential's never counts.
+            logger.info(
+                "stamp dropped: provider column differs from the credential", extra={"provider": stamp.provider}
+            )
             continue
         problems = credential_problems(credential, did)
         if problems:

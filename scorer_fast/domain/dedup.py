@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from scorer_fast.domain.credentials import CachedStamp, parse_expiration
+from scorer_fast.domain.credentials import CachedStamp, kept_expiration
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,9 @@ class LinkChange:
     hash: str
     address: str
     expires_at: datetime
-    expected_address: str | None = None  # the holder the update must still find (None for inserts)
+    # The exact row state the plan was made from (None for inserts): an update applies only if the link still
+    # has this holder and this expiry, so a refresh and a takeover of one link can never both commit.
+    expected: Link | None = None
 
 
 @dataclass
@@ -65,7 +67,7 @@ def plan_lifo(
     view = dict(links)
     for stamp in stamps:
         nullifiers = stamp_nullifiers(stamp.credential, multi_nullifier=multi_nullifier)
-        expires_at = parse_expiration(stamp.credential)
+        expires_at = kept_expiration(stamp.credential)
         clashing = [h for h in nullifiers if h in view and view[h].address != address and view[h].expires_at > now]
         if not clashing:
             plan.kept.append(stamp)
@@ -75,7 +77,7 @@ def plan_lifo(
                     view[nullifier] = Link(address, expires_at)
             continue
         subject = stamp.credential.get("credentialSubject") or {}
-        plan.deduplicated[subject.get("provider")] = stamp.credential
+        plan.deduplicated[stamp.provider] = stamp.credential  # = credentialSubject.provider (decision 19)
         holder = view[clashing[0]]
         for nullifier in nullifiers:
             if nullifier not in view:
@@ -89,5 +91,5 @@ def plan_lifo(
         if existing is None:
             plan.inserts.append(LinkChange(nullifier, planned.address, planned.expires_at))
         elif planned != existing:
-            plan.updates.append(LinkChange(nullifier, planned.address, planned.expires_at, existing.address))
+            plan.updates.append(LinkChange(nullifier, planned.address, planned.expires_at, existing))
     return plan

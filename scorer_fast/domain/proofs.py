@@ -8,12 +8,14 @@ cached per process: a proof's validity never changes, so an unchanged stamp is v
 import asyncio
 import hashlib
 import json
+import logging
 import threading
 from collections import OrderedDict
 from typing import Any
 
 import didkit
 
+logger = logging.getLogger(__name__)
 _PROOF_OPTIONS = json.dumps({"proofPurpose": "assertionMethod"})
 _thread_state = threading.local()
 
@@ -32,33 +34,50 @@ async def _verify_documents(documents: list[str]) -> list[Any]:
     )
 
 
-def _verdict(result: Any) -> bool:
+def _verdict(result: Any) -> bool | None:
+    """True or False when didkit answered; None when it raised or panicked (junk input such as a malformed
+    proofValue): the stamp is invalid for this request, but that is no verdict on the proof to remember."""
     if isinstance(result, BaseException):
-        return False
+        logger.warning("proof verification raised", extra={"error_type": type(result).__name__})
+        return None
     try:
-        return not json.loads(result).get("errors")
-    except (TypeError, ValueError, AttributeError):
-        return False
+        return not json.loads(result)["errors"]
+    except (TypeError, ValueError, KeyError):
+        return None
+
+
+def proof_key(credential: dict[str, Any]) -> bytes:
+    """The whole signed document, not just its proof: a credential whose fields were changed under a valid
+    proofValue is another document and must be verified on its own. Keys sorted: a credential read back from
+    jsonb (which reorders keys) is the same document as the one submitted."""
+    return hashlib.sha256(json.dumps(credential, sort_keys=True).encode()).digest()
 
 
 class ProofVerifier:
-    """Thread-safe, bounded (LRU) cache in front of didkit."""
+    """Thread-safe, bounded (LRU) cache of definite verdicts in front of didkit."""
 
     def __init__(self, max_entries: int) -> None:
         self._max_entries = max_entries
         self._verdicts: OrderedDict[bytes, bool] = OrderedDict()
         self._lock = threading.Lock()
 
-    def verify_many(self, credentials: list[dict[str, Any]]) -> list[bool]:
-        documents = [json.dumps(credential) for credential in credentials]
-        keys = [hashlib.sha256(document.encode()).digest() for document in documents]
-        verdicts: list[bool | None] = [self._cached(key) for key in keys]
+    def verify_many(self, credentials: list[dict[str, Any]], memo: dict[bytes, bool] | None = None) -> list[bool]:
+        """One verdict per credential. `memo` (one request's answers) also keeps the indefinite ones, so a junk
+        proof is sent to didkit once per request, not once per check."""
+        memo = {} if memo is None else memo
+        keys = [proof_key(credential) for credential in credentials]
+        verdicts: list[bool | None] = [memo[key] if key in memo else self._cached(key) for key in keys]
         missing = [index for index, verdict in enumerate(verdicts) if verdict is None]
         if missing:
-            results = thread_loop().run_until_complete(_verify_documents([documents[i] for i in missing]))
+            documents = [json.dumps(credentials[index]) for index in missing]
+            results = thread_loop().run_until_complete(_verify_documents(documents))
             for index, result in zip(missing, results, strict=True):
-                verdicts[index] = _verdict(result)
-                self._store(keys[index], verdicts[index])
+                verdict = _verdict(result)
+                if verdict is not None:
+                    self._store(keys[index], verdict)
+                verdicts[index] = bool(verdict)
+        for key, verdict in zip(keys, verdicts, strict=True):
+            memo[key] = bool(verdict)
         return [bool(verdict) for verdict in verdicts]
 
     def _cached(self, key: bytes) -> bool | None:
@@ -74,6 +93,20 @@ class ProofVerifier:
             while len(self._verdicts) > self._max_entries:
                 self._verdicts.popitem(last=False)
 
+    def cached_verdict(self, credential: dict[str, Any]) -> bool | None:
+        return self._cached(proof_key(credential))
+
     def clear(self) -> None:
         with self._lock:
             self._verdicts.clear()
+
+
+class RequestProofs:
+    """One request's proof checks: run once before the transaction, answered from memory under the lock."""
+
+    def __init__(self, verifier: ProofVerifier) -> None:
+        self._verifier = verifier
+        self._memo: dict[bytes, bool] = {}
+
+    def verify_many(self, credentials: list[dict[str, Any]]) -> list[bool]:
+        return self._verifier.verify_many(credentials, self._memo)

@@ -2,6 +2,7 @@
 inside the request's `transaction.atomic`, so a request's writes land together or not at all."""
 
 import logging
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -17,7 +18,7 @@ from scorer_fast.domain.computation import ScoreFields, ScorerConfig, compute_sc
 from scorer_fast.domain.credentials import CachedStamp, select_valid_stamps
 from scorer_fast.domain.dedup import DedupPlan, plan_lifo, stamp_nullifiers
 from scorer_fast.domain.formats import score_update_event_data
-from scorer_fast.domain.proofs import ProofVerifier
+from scorer_fast.domain.proofs import ProofVerifier, RequestProofs
 from scorer_fast.errors import ScoringFailure
 from scorer_fast.observability import annotate, timed_step
 
@@ -32,8 +33,37 @@ def proof_verifier() -> ProofVerifier:
     return ProofVerifier(settings.VERIFIED_PROOF_CACHE_SIZE)
 
 
-def score_address(*, address: str, community: CommunityRow) -> ScoreFields:
-    """Score a validated, lower-case address for a community and persist the result (§6.3–§6.11)."""
+def check_proofs_ahead(
+    address: str, *, replaced_providers: Collection[str] = (), added: Sequence[CachedStamp] = ()
+) -> RequestProofs:
+    """Verify, before the transaction, the proofs scoring will need: the address's stamps as they will be after
+    this request's write. didkit (up to 100 proofs) then never runs while a pooled connection or the address lock
+    is held; the check under the lock is answered from this request's memory and the verdict cache, and only a
+    stamp another writer changed in between reaches didkit there."""
+    proofs = RequestProofs(proof_verifier())
+    stamps = [
+        stamp for stamp in queries.ceramic_stamps_for_scoring(address) if stamp.provider not in replaced_providers
+    ]
+    with timed_step("verify_credentials"):
+        _valid_stamps(address, [*stamps, *added], now=datetime.now(UTC), proofs=proofs)
+    return proofs
+
+
+def _valid_stamps(
+    address: str, stamps: list[CachedStamp], *, now: datetime, proofs: RequestProofs
+) -> list[CachedStamp]:
+    return select_valid_stamps(
+        stamps,
+        did=did_for(address),
+        trusted_issuers=frozenset(settings.TRUSTED_IAM_ISSUERS),
+        now=now,
+        verify_proofs=proofs.verify_many,
+    )
+
+
+def score_address(*, address: str, community: CommunityRow, proofs: RequestProofs) -> ScoreFields:
+    """Score a validated, lower-case address for a community and persist the result (§6.3–§6.11). `proofs` comes
+    from `check_proofs_ahead`, called before the transaction."""
     now = datetime.now(UTC)
     queries.address_lock(address)
     passport_id = queries.passport_upsert(address, community.id)
@@ -43,7 +73,9 @@ def score_address(*, address: str, community: CommunityRow) -> ScoreFields:
     try:
         # No savepoint needed: a ScoringFailure comes before the pipeline's first write, or after the LIFO
         # savepoints have rolled back their own attempts, so nothing partial is left to undo.
-        fields = _run_pipeline(address=address, community=community, passport_id=passport_id, stamps=stamps, now=now)
+        fields = _run_pipeline(
+            address=address, community=community, passport_id=passport_id, stamps=stamps, now=now, proofs=proofs
+        )
     except ScoringFailure as failure:
         logger.warning("scoring failed: %s", failure, extra={"community_id": community.id})
         fields = ScoreFields.failed(str(failure))
@@ -55,19 +87,18 @@ def score_address(*, address: str, community: CommunityRow) -> ScoreFields:
 
 
 def _run_pipeline(
-    *, address: str, community: CommunityRow, passport_id: int, stamps: list[CachedStamp], now: datetime
+    *,
+    address: str,
+    community: CommunityRow,
+    passport_id: int,
+    stamps: list[CachedStamp],
+    now: datetime,
+    proofs: RequestProofs,
 ) -> ScoreFields:
     config = _scorer_config(community)
     if community.rule != "LIFO":
         raise ScoringFailure("Invalid rule")
-    with timed_step("verify_credentials"):
-        valid = select_valid_stamps(
-            stamps,
-            did=did_for(address),
-            trusted_issuers=frozenset(settings.TRUSTED_IAM_ISSUERS),
-            now=now,
-            verify_proofs=proof_verifier().verify_many,
-        )
+    valid = _valid_stamps(address, stamps, now=now, proofs=proofs)
     with timed_step("deduplicate"):
         plan = _deduplicate(address=address, community_id=community.id, stamps=valid, now=now)
     with timed_step("write_score"):

@@ -61,6 +61,13 @@ def to_ceramic_rows(stamps: list[SubmittedStamp]) -> list[NewCeramicRow]:
             raise BadRequest(f"Stamp {index} ({provider}): missing proof.proofValue.")
         if len(proof_value) > _MAX_PROOF_VALUE_LENGTH:
             raise BadRequest(f"Stamp {index} ({provider}): proof.proofValue is too long.")
+        subject = credential.get("credentialSubject")
+        subject_provider = subject.get("provider") if isinstance(subject, dict) else None
+        if not isinstance(subject_provider, str) or not subject_provider:
+            raise BadRequest(f"Stamp {index} ({provider}): missing credentialSubject.provider.")
+        if subject_provider != provider:
+            # Decision 19: a stamp counts only under its own provider, so it may only be stored under it.
+            raise BadRequest(f"Stamp {index} ({provider}): provider does not match credentialSubject.provider.")
         if provider in seen:
             raise BadRequest(f"Stamp {index}: provider {provider} is also submitted as stamp {seen[provider]}.")
         seen[provider] = index

@@ -5,10 +5,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
-
 from scorer_fast.db import queries, registry
+from scorer_fast.db.transactions import run_durable
 from scorer_fast.domain.addresses import normalize_address
+from scorer_fast.domain.computation import ScoreFields
 from scorer_fast.domain.formats import detailed_score_response
 from scorer_fast.domain.signatures import recover_signer, signing_message
 from scorer_fast.errors import BadRequest, MissingScorerId, NotFound
@@ -45,10 +45,14 @@ def submit_passport(*, principal: ApiKeyPrincipal, raw_body: bytes, usage: ApiUs
     if submission.signature and recover_signer(signing_message(submission.nonce), submission.signature) != address:
         raise BadRequest(SIGNER_MISMATCH)  # the nonce is not spent
     annotate(address=address, scorer_id=community.id)
-    with transaction.atomic(durable=True):
+    proofs = scoring.check_proofs_ahead(address)  # didkit runs before the transaction and the address lock
+
+    def spend_nonce_and_score() -> ScoreFields:
         if submission.signature and not registry.nonce_spend(submission.nonce):
             raise BadRequest(INVALID_NONCE)
-        fields = scoring.score_address(address=address, community=community)
+        return scoring.score_address(address=address, community=community, proofs=proofs)
+
+    fields = run_durable(spend_nonce_and_score)
     config = queries.scorer_config_get(community.scorer_id)  # read after scoring, like the original
     return detailed_score_response(address, fields, scorer_type=config.scorer_type if config else "")
 

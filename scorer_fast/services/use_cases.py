@@ -7,12 +7,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 
 from scorer_fast.db import queries
 from scorer_fast.db.queries import CommunityRow, NewCeramicRow
+from scorer_fast.db.transactions import run_durable
 from scorer_fast.domain.addresses import normalize_address
+from scorer_fast.domain.credentials import CachedStamp
 from scorer_fast.domain.formats import score_response
+from scorer_fast.domain.proofs import RequestProofs
 from scorer_fast.errors import BadRequest, InvalidScorerId, NotFound, ScoreCalculationFailed
 from scorer_fast.observability import annotate
 from scorer_fast.services import scoring
@@ -39,9 +41,15 @@ def _demo_scorer_if_negative(scorer_id: int) -> int | None:
     return settings.DEMO_API_SCORER_ID if scorer_id < 0 else scorer_id
 
 
-def _score(address: str, community: CommunityRow) -> dict[str, Any]:
+def _score(address: str, community: CommunityRow, proofs: RequestProofs) -> dict[str, Any]:
+    return score_response(address, scoring.score_address(address=address, community=community, proofs=proofs))
+
+
+def _rescore(address: str, community: CommunityRow) -> dict[str, Any]:
+    """Proofs are checked before the transaction; the transaction only reads, de-duplicates and writes."""
     annotate(address=address, scorer_id=community.id)
-    return score_response(address, scoring.score_address(address=address, community=community))
+    proofs = scoring.check_proofs_ahead(address)
+    return run_durable(lambda: _score(address, community, proofs))
 
 
 # --- /v2 and /internal/score ------------------------------------------------------------------------------------
@@ -53,9 +61,7 @@ def v2_score(*, principal: ApiKeyPrincipal, scorer_ref: str, raw_address: str) -
     community = queries.community_of_account(scorer_ref, principal.account_id)
     if community is None:
         raise NotFound(NO_SCORER)
-    address = normalize_address(raw_address)
-    with transaction.atomic(durable=True):
-        return _score(address, community)
+    return _rescore(normalize_address(raw_address), community)
 
 
 def internal_score(*, scorer_id: int, raw_address: str) -> dict[str, Any]:
@@ -63,8 +69,7 @@ def internal_score(*, scorer_id: int, raw_address: str) -> dict[str, Any]:
     if community is None:
         raise NotFound(NO_COMMUNITY)
     address = normalize_address(raw_address)
-    with transaction.atomic(durable=True):
-        response = _score(address, community)
+    response = _rescore(address, community)
     if response["error"]:
         raise ScoreCalculationFailed()  # after commit: the error-state score stays saved
     return response
@@ -102,28 +107,47 @@ def _add_stamps_and_score(
     address: str, community: CommunityRow, rows: list[NewCeramicRow], *, source_app: int
 ) -> dict[str, Any]:
     """POST semantics (§5): the submitted providers' live rows are replaced; rows are attributed to the scorer."""
+    providers = [row.provider for row in rows]
     return _write_then_score(
         address,
         community,
         lambda: stamps_save(
             address=address,
-            providers_to_replace=[row.provider for row in rows],
+            providers_to_replace=providers,
             rows=rows,
             source_app=source_app,
             source_scorer_id=community.id,
         ),
+        replaced=providers,
+        added=rows,
     )
 
 
-def _write_then_score(address: str, community: CommunityRow, write: Callable[[], None] | None) -> dict[str, Any]:
-    """One transaction: the write (if any, under the address lock that scoring takes too), a rescore, the live
-    stamps."""
-    with transaction.atomic(durable=True):
+def _write_then_score(
+    address: str,
+    community: CommunityRow,
+    write: Callable[[], None] | None,
+    *,
+    replaced: list[str] | None = None,
+    added: list[NewCeramicRow] | None = None,
+) -> dict[str, Any]:
+    """Proofs of the stamps as they will be after the write are checked first, outside the transaction; then one
+    transaction: the write (if any, under the address lock that scoring takes too), a rescore, the live stamps."""
+    annotate(address=address, scorer_id=community.id)
+    proofs = scoring.check_proofs_ahead(
+        address,
+        replaced_providers=frozenset(replaced or ()),
+        added=[CachedStamp(row.provider, row.stamp) for row in added or ()],
+    )
+
+    def work() -> dict[str, Any]:
         if write is not None:
             queries.address_lock(address)  # held until commit; scoring's own lock call is then a no-op wait
             write()
-        score = _score(address, community)
+        score = _score(address, community, proofs)
         return {"success": True, "stamps": live_stamps(address), "score": score}
+
+    return run_durable(work)
 
 
 # --- /ceramic-cache ---------------------------------------------------------------------------------------------------
@@ -160,6 +184,8 @@ def ceramic_patch_stamps(*, address: str, items: list[SubmittedStamp]) -> dict[s
             source_scorer_id=None,
             v1_only=False,
         ),
+        replaced=providers,
+        added=rows,
     )
 
 
@@ -171,7 +197,7 @@ def ceramic_delete_stamps(*, address: str, providers: list[Any]) -> dict[str, An
         if queries.ceramic_soft_delete(address, names, datetime.now(UTC), v1_only=False) == 0:
             raise NotFound(NOTHING_TO_DELETE)
 
-    return _write_then_score(address, _ceramic_community(), soft_delete)
+    return _write_then_score(address, _ceramic_community(), soft_delete, replaced=names)
 
 
 def _distinct_providers(items: list[SubmittedStamp]) -> list[str]:
@@ -192,8 +218,7 @@ def ceramic_score(*, address: str, alternate_scorer_id: int | None, use_stored: 
             if settings.HUMAN_POINTS_ENABLED and community.human_points_program:
                 points, possible = scoring.points_for(address)
             return score_response(address, stored, points_data=points, possible_points_data=possible)
-    with transaction.atomic(durable=True):
-        return _score(address, community)
+    return _rescore(address, community)
 
 
 def ceramic_stamps(*, raw_address: str) -> dict[str, Any]:

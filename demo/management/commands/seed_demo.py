@@ -10,16 +10,16 @@ import jwt
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import User
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from demo.issuer import demo_issuer_jwk
+from demo.signing import issue_stamp
 from scorer_fast.db import queries
 from scorer_fast.db.queries import NewCeramicRow
-from scorer_fast.demo_issuer import demo_issuer_jwk
 from scorer_fast.models import Account, AccountAPIKey, BinaryWeightedScorer, CeramicCache, Community, Scorer
 from scorer_fast.services.api_keys import new_api_key, sha256_hash
 from scorer_fast.services.stamps import SOURCE_APP_PASSPORT
-from scorer_fast.signing import issue_stamp
 
 DEMO_COMMUNITY = "scorer_fast demo"
 # A slice of the Passport weights (as floats, like the original's WeightConfiguration); threshold 20.
@@ -46,9 +46,23 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--env-file", type=Path, help="write CERAMIC_CACHE_SCORER_ID / DEMO_API_SCORER_ID here")
         parser.add_argument("--base-url", default="http://127.0.0.1:8000")
+        parser.add_argument(
+            "--allow-any-database",
+            action="store_true",
+            help="also seed the database DATABASE_URL names (by default only the embedded development one)",
+        )
 
-    @transaction.atomic
     def handle(self, *args, env_file: Path | None = None, base_url: str = "", **options):
+        if settings.DATABASE_URL and not options.get("allow_any_database"):
+            raise CommandError(
+                "Refusing to write demo data (a scorer, an API key, stamps signed by the demo issuer) into the "
+                "database DATABASE_URL names: by default only the embedded development database is seeded. "
+                "Pass --allow-any-database to seed it anyway."
+            )
+        with transaction.atomic():
+            self._seed(env_file, base_url)
+
+    def _seed(self, env_file: Path | None, base_url: str) -> None:
         community = self._community()
         key = self._api_key(community.account)
         self._stamps()
@@ -147,6 +161,7 @@ Stamps signed by {settings.DEMO_ISSUER_DID} for {passing} (passes), {failing} (b
   curl -s -H 'X-API-Key: {key}' {base_url}/v2/stamps/{community_id}/score/{duplicate}
   curl -s -H 'X-API-Key: {key}' {base_url}/internal/embed/validate-api-key
   curl -s {base_url}/internal/embed/score/{community_id}/{passing}
+  curl -s -H 'Authorization: {settings.CGRANTS_API_TOKEN}' {base_url}/internal/score/v2/{community_id}/{passing}
   curl -s -H 'Authorization: Bearer {token}' {base_url}/ceramic-cache/score/{passing}
   curl -s '{base_url}/ceramic-cache/stamp?address={passing}'
   curl -s {base_url}/ceramic-cache/weights

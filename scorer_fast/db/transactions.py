@@ -1,0 +1,47 @@
+"""The one way a request writes: a durable transaction with bounded waits, retried when another writer wins.
+
+The original service writes the same tables without our advisory locks, so a foreign commit can land between
+two of our statements: a unique violation (it inserted the row we were about to insert), a deadlock or a
+serialization failure. None of these is the client's fault or a server error: the whole transaction is rolled
+back and run again, and the next attempt reads the foreign row like any other.
+"""
+
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, OperationalError, transaction
+
+from scorer_fast.db import queries
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+TRANSACTION_ATTEMPTS = 3
+# unique violation, serialization failure, deadlock
+RETRYABLE_SQLSTATES = frozenset({"23505", "40001", "40P01"})
+
+
+def sqlstate(exc: DatabaseError) -> str | None:
+    return getattr(exc.__cause__, "sqlstate", None)
+
+
+def run_durable(work: Callable[[], T]) -> T:
+    """Run `work` in one durable transaction (all or nothing) with the configured statement and lock timeouts;
+    retry it from the start when a concurrent writer made it fail."""
+    for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+        try:
+            with transaction.atomic(durable=True):
+                queries.transaction_timeouts(
+                    statement_ms=settings.DB_STATEMENT_TIMEOUT_MS, lock_ms=settings.DB_LOCK_TIMEOUT_MS
+                )
+                return work()
+        except (IntegrityError, OperationalError) as exc:
+            if attempt == TRANSACTION_ATTEMPTS or sqlstate(exc) not in RETRYABLE_SQLSTATES:
+                raise
+            logger.info(
+                "write conflict with another writer, retrying", extra={"attempt": attempt, "sqlstate": sqlstate(exc)}
+            )
+    raise AssertionError("unreachable")
