@@ -28,6 +28,7 @@ DATABASES = {
         conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
         connect_timeout=env_int("DB_CONNECT_TIMEOUT", 3),
         app_name=env_str("DB_APPLICATION_NAME", "scorer_fast"),
+        health_check_idle_seconds=env_int("DB_HEALTH_CHECK_IDLE_SECONDS", 1),
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
