@@ -2,8 +2,8 @@
 (no gunicorn, no sockets on the HTTP side), so what is left is the worker's own Python plus its database round trips.
 Usage: .venv/bin/python bench/profile_v2.py [--requests 500] [--top 35] [--flags on|off]
 
-Prints the worker CPU and wall time per request without the profiler, then cProfile's top functions (own time and
-cumulative) and own time summed by package. Uses its own embedded server (.pgdata-profile) or DATABASE_URL.
+Prints the worker CPU and wall time per request without the profiler, then cProfile's top functions by CPU (own time
+and cumulative) and own time summed by package. Uses its own embedded server (.pgdata-profile) or DATABASE_URL.
 """
 
 import argparse
@@ -81,6 +81,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--top", type=int, default=35)
     parser.add_argument("--flags", choices=("on", "off"), default="on")
+    parser.add_argument("--filter", default="", help="only functions whose file:line(name) matches this regex")
     args = parser.parse_args()
     if args.flags == "on":
         os.environ.update(PRODUCTION_FLAGS)
@@ -123,7 +124,7 @@ def main() -> None:
         for _ in range(args.requests):
             one_request()
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-        profiler = cProfile.Profile()
+        profiler = cProfile.Profile(time.process_time)  # CPU, not the wait on PostgreSQL
         profiler.enable()
         for _ in range(args.requests):
             one_request()
@@ -143,8 +144,8 @@ def main() -> None:
         print(f"  {package:40} {own * 1000 / n:6.3f} ms/request  {own / total:5.1%}")
     for order in ("tottime", "cumulative"):
         out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats(order).print_stats(args.top)
-        print(out.getvalue().split("\n", 6)[-1] if order == "tottime" else out.getvalue())
+        pstats.Stats(profiler, stream=out).sort_stats(order).print_stats(args.filter, args.top)
+        print(out.getvalue())
     sys.stdout.flush()
     if embedded:
         from settings import embedded_pg

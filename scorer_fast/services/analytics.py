@@ -7,7 +7,6 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError
@@ -25,15 +24,16 @@ def _masked_headers(request: HttpRequest) -> dict[str, str]:
     return {name: ("***" if name.lower() in _SECRET_HEADERS else value) for name, value in request.headers.items()}
 
 
-def with_api_usage(request: HttpRequest, principal: ApiKeyPrincipal, operation: Callable[[], Any]) -> Any:
-    """Run `operation` and record its outcome (status, error, response body) for the key."""
+def with_api_usage(request: HttpRequest, principal: ApiKeyPrincipal, operation: Callable[[], str]) -> str:
+    """Run `operation`, which returns the response's JSON text, and record its outcome (status, error, response
+    body) for the key."""
     if not settings.FF_API_ANALYTICS:
         return operation()
     status, error, body = 500, None, None
     try:
-        result = operation()
-        status, body = 200, json.dumps(result)
-        return result
+        body = operation()
+        status = 200
+        return body
     except ScorerError as exc:
         status, error = exc.status_code, exc.message
         body = json.dumps({"error": exc.message})
