@@ -2,6 +2,7 @@
 request of the workers and of PostgreSQL, round trips and address-lock hold time per request (from PostgreSQL's
 statement log, embedded server only) and peak RSS per worker, with the production flags off and on side by side.
 Usage: .venv/bin/python bench/run.py [--addresses 200] [--seconds 8] [--workers 2] [--flags both|on|off]
+[--routes all|v2]
 
 It uses DATABASE_URL when set, else the embedded server (own data folder .pgdata-bench); the database
 `scorer_bench` is created anew each run. BENCH_PORT (default 8765) is the port gunicorn listens on.
@@ -242,6 +243,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--flags", choices=("both", "on", "off"), default="both")
     parser.add_argument("--trace-requests", type=int, default=200, help="requests per statement-log pass")
+    parser.add_argument("--routes", choices=("all", "v2"), default="all", help="v2: only the v2 score runs")
     args = parser.parse_args()
 
     secret = "bench-secret-key-not-for-production-use"
@@ -289,6 +291,8 @@ def main() -> None:
         ("ceramic-cache POST bulk 3 stamps", bulk_post),
         ("ceramic-cache GET score (stored)", ceramic_get),
     )
+    if args.routes == "v2":
+        routes = routes[:2]
     modes = ("off", "on") if args.flags == "both" else (args.flags,)
     results: dict[tuple[str, int], dict[str, dict]] = {}
     traces: dict[tuple[str, int], dict[str, dict]] = {}
