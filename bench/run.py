@@ -1,8 +1,11 @@
-"""Benchmark the routes under gunicorn as production runs it; prints latency percentiles, requests/second and
-peak RSS per worker. Usage: .venv/bin/python bench/run.py [--addresses 200] [--seconds 10] [--workers 2]
+"""Benchmark the routes under gunicorn as production runs it; prints latency percentiles, requests/second, CPU per
+request of the workers and of PostgreSQL, round trips and address-lock hold time per request (from PostgreSQL's
+statement log, embedded server only) and peak RSS per worker, with the production flags off and on side by side.
+Usage: .venv/bin/python bench/run.py [--addresses 200] [--seconds 8] [--workers 2] [--flags both|on|off]
+[--routes all|v2]
 
 It uses DATABASE_URL when set, else the embedded server (own data folder .pgdata-bench); the database
-`scorer_bench` is created anew each run.
+`scorer_bench` is created anew each run. BENCH_PORT (default 8765) is the port gunicorn listens on.
 """
 
 import argparse
@@ -19,8 +22,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from bench import measure  # noqa: E402
+
 os.environ.setdefault("PGSERVER_DATA", str(REPO / ".pgdata-bench"))
-PORT = 8765
+PORT = int(os.environ.get("BENCH_PORT", "8765"))
 STAMPS_PER_ADDRESS = 10
 
 
@@ -52,7 +58,9 @@ from scorer_fast.models import CeramicCache
 jwk = demo_issuer_jwk()
 owner = factories.account()
 providers = [f"Provider{{i}}" for i in range({STAMPS_PER_ADDRESS})]
-community = factories.community(owner=owner, weights={{p: 2.5 for p in providers}}, threshold="20")
+community = factories.community(
+    owner=owner, weights={{p: 2.5 for p in providers}}, threshold="20", human_points_program=True
+)
 key = factories.api_key(owner)
 now = datetime.now(UTC).replace(microsecond=0)
 rows, stamps = [], {{}}
@@ -95,12 +103,13 @@ class Server:
                 time.sleep(0.1)
         raise RuntimeError("gunicorn did not start")
 
-    def worker_peak_rss_mb(self) -> list[float]:
-        import psutil
+    def worker_pids(self) -> list[int]:
+        return measure.children(self.process.pid)
 
+    def worker_peak_rss_mb(self) -> list[float]:
         peaks = []
-        for child in psutil.Process(self.process.pid).children():
-            with open(f"/proc/{child.pid}/status") as status:
+        for pid in self.worker_pids():
+            with open(f"/proc/{pid}/status") as status:
                 line = next(line for line in status if line.startswith("VmHWM"))
             peaks.append(round(int(line.split()[1]) / 1024, 1))
         return peaks
@@ -177,15 +186,72 @@ def hs256_token(address: str, secret: str) -> str:
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
+# Production runs with these on (HUMAN_POINTS_* and FF_API_ANALYTICS, an INFO access line per request); the
+# benchmark's `--flags on` mode sets them, `--flags off` leaves the defaults.
+PRODUCTION_FLAGS = {
+    "HUMAN_POINTS_ENABLED": "true",
+    "HUMAN_POINTS_WRITE_ENABLED": "true",
+    "FF_API_ANALYTICS": "on",
+    "LOG_LEVEL": "INFO",
+    # Hook for the rate limits (django-ratelimit's switch; read by the settings once rate limiting exists). Whoever
+    # adds them also sets limits here high enough that this mode measures their cost, not 429 answers.
+    "RATELIMIT_ENABLE": "true",
+}
+FLAG_MODES = {"off": {}, "on": PRODUCTION_FLAGS}
+TRACED_ROUTES = ("v2 score, warm, one address", "v2 score, warm, many addresses")
+
+
+def measured(server: Server, pg_pid: int | None, make_request, *, concurrency: int, **load_args) -> dict:
+    """`load` plus the CPU the workers and PostgreSQL spent on it, per request."""
+    workers, pg = server.worker_pids(), measure.children(pg_pid)
+    workers_before, pg_before = measure.cpu_seconds(workers), measure.cpu_seconds(pg)
+    result = load(make_request, concurrency=concurrency, **load_args)
+    requests = max(result["requests"], 1)
+    worker_cpu = measure.cpu_delta(workers_before, measure.cpu_seconds(server.worker_pids()))
+    result["worker_cpu_ms"] = round(worker_cpu * 1000 / requests, 2)
+    pg_cpu = measure.cpu_delta(pg_before, measure.cpu_seconds(measure.children(pg_pid)))
+    result["pg_cpu_ms"] = round(pg_cpu * 1000 / requests, 2) if pg_pid else None
+    return result
+
+
+def traced(url: str, pgdata: Path, make_request, *, concurrency: int, requests: int) -> dict:
+    """Round trips and lock hold per request, from PostgreSQL's statement log over `requests` requests."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn, measure.StatementLog(conn, pgdata / "log") as log:
+        time.sleep(0.3)  # idle backends apply the reload within milliseconds
+        load(make_request, concurrency=concurrency, seconds=60, max_requests=2 * concurrency)
+        log.mark()
+        result = load(make_request, concurrency=concurrency, seconds=120, max_requests=requests)
+        time.sleep(0.2)
+        trace = log.collect()
+    holds = trace.lock_holds_ms()
+    per_request = trace.round_trips() / max(result["requests"], 1)
+    return {
+        "requests": result["requests"],
+        "errors": result["errors"],
+        "round_trips": round(per_request, 1),
+        "lock_hold_mean_ms": round(statistics.fmean(holds), 2) if holds else None,
+        "lock_hold_p95_ms": round(statistics.quantiles(holds, n=20)[18], 1) if len(holds) > 1 else None,
+        "example": [sql for _at, _pid, sql in trace.statements[: round(per_request)]],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--addresses", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--flags", choices=("both", "on", "off"), default="both")
+    parser.add_argument("--trace-requests", type=int, default=200, help="requests per statement-log pass")
+    parser.add_argument("--routes", choices=("all", "v2"), default="all", help="v2: only the v2 score runs")
     args = parser.parse_args()
 
     secret = "bench-secret-key-not-for-production-use"
-    env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "settings.base"}
+    url = database_url()
+    embedded = not os.environ.get("DATABASE_URL")
+    pgdata = Path(os.environ["PGSERVER_DATA"]) if embedded else None
+    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "settings.base"}
     env.update(SECRET_KEY=secret, LOG_LEVEL="WARNING", SCORER_ENV="development")
     print(f"seeding {args.addresses} addresses x {STAMPS_PER_ADDRESS} signed stamps ...", flush=True)
     data = seed(env, args.addresses)
@@ -194,6 +260,9 @@ def main() -> None:
     env["CERAMIC_CACHE_SCORER_ID"] = str(community)
     api_key = {"X-API-Key": key}
     tokens = {address: {"Authorization": f"Bearer {hs256_token(address, secret)}"} for address in addresses}
+
+    def v2_one(n: int):
+        return request("GET", f"/v2/stamps/{community}/score/{addresses[0]}", headers=api_key)
 
     def v2(n: int):
         return request("GET", f"/v2/stamps/{community}/score/{addresses[n % len(addresses)]}", headers=api_key)
@@ -215,43 +284,92 @@ def main() -> None:
         address = addresses[n % len(addresses)]
         return request("GET", f"/ceramic-cache/score/{address}", headers=tokens[address])
 
-    results = []
-    server = Server(env, args.workers)
-    server.start()
-    try:
-        # Cold: a fresh server, every address once: each request verifies 10 proofs never seen by its worker.
-        cold = load(v2, concurrency=1, seconds=600, max_requests=len(addresses))
-        results.append(("v2 score, cold cache (10 new proofs/request)", 1, cold))
-        for name, fn in (
-            ("v2 score, warm", v2),
-            ("embed GET score", embed_get),
-            ("embed POST 3 stamps + rescore", embed_post),
-            ("ceramic-cache POST bulk 3 stamps", bulk_post),
-            ("ceramic-cache GET score (stored)", ceramic_get),
-        ):
-            for concurrency in (1, 8):
-                results.append((name, concurrency, load(fn, concurrency=concurrency, seconds=args.seconds)))
-        peaks = server.worker_peak_rss_mb()
-    finally:
-        server.stop()
+    routes = (
+        (TRACED_ROUTES[0], v2_one),
+        (TRACED_ROUTES[1], v2),
+        ("embed GET score", embed_get),
+        ("embed POST 3 stamps + rescore", embed_post),
+        ("ceramic-cache POST bulk 3 stamps", bulk_post),
+        ("ceramic-cache GET score (stored)", ceramic_get),
+    )
+    if args.routes == "v2":
+        routes = routes[:2]
+    modes = ("off", "on") if args.flags == "both" else (args.flags,)
+    results: dict[tuple[str, int], dict[str, dict]] = {}
+    traces: dict[tuple[str, int], dict[str, dict]] = {}
+    peaks: dict[str, list[float]] = {}
+    pg_pid = measure.postmaster_pid(pgdata)
+    for mode in modes:
+        print(f"flags {mode}: serving with {args.workers} workers ...", flush=True)
+        server = Server({**env, **FLAG_MODES[mode]}, args.workers)
+        server.start()
+        try:
+            # Cold: a fresh server, every address once: each request verifies 10 proofs never seen by its worker.
+            cold = measured(server, pg_pid, v2, concurrency=1, seconds=600, max_requests=len(addresses))
+            results.setdefault((COLD, 1), {})[mode] = cold
+            for name, fn in routes:
+                for concurrency in (1, 8):
+                    result = measured(server, pg_pid, fn, concurrency=concurrency, seconds=args.seconds)
+                    results.setdefault((name, concurrency), {})[mode] = result
+            if embedded:
+                for name, fn in routes[:2]:
+                    for concurrency in (1, 8):
+                        trace = traced(url, pgdata, fn, concurrency=concurrency, requests=args.trace_requests)
+                        traces.setdefault((name, concurrency), {})[mode] = trace
+            peaks[mode] = server.worker_peak_rss_mb()
+        finally:
+            server.stop()
 
-    print(f"\n{args.workers} gunicorn sync workers, {os.cpu_count()} cores, {args.addresses} addresses x 10 stamps\n")
-    print(f"{'route':48} {'conc':>4} {'reqs':>6} {'err':>4} {'rps':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
-    for name, concurrency, r in results:
-        print(
-            f"{name:48} {concurrency:>4} {r['requests']:>6} {r['errors']:>4} {r['rps']:>8} "
-            f"{r['p50_ms']:>8} {r['p95_ms']:>8} {r['p99_ms']:>8}"
-        )
-    warm = next(r for name, c, r in results if name == "v2 score, warm" and c == 1)
-    per_credential = (cold["p50_ms"] - warm["p50_ms"]) / STAMPS_PER_ADDRESS
-    print(f"\ncold cost per credential ≈ {per_credential:.2f} ms (p50 difference / {STAMPS_PER_ADDRESS})")
-    print(f"peak RSS per worker (VmHWM): {peaks} MB")
-    if not os.environ.get("DATABASE_URL"):
+    report(args, modes, results, traces, peaks)
+    if embedded:
         from settings import embedded_pg
 
         embedded_pg.stop()
     sys.stdout.flush()
     os._exit(0)
+
+
+COLD = "v2 score, cold cache (10 new proofs/request)"
+
+
+def report(args, modes, results, traces, peaks) -> None:
+    """Markdown tables, flags-off and flags-on rows side by side, ready for docs/performance.md."""
+    print(
+        f"\n{args.workers} gunicorn sync workers, {os.cpu_count()} cores, {args.addresses} addresses x "
+        f"{STAMPS_PER_ADDRESS} stamps, {args.seconds:g} s per run; CPU = worker / PostgreSQL CPU ms per request\n"
+    )
+    print("| route | conc | flags | req/s | p50 ms | p95 ms | p99 ms | errors | worker CPU ms | PG CPU ms |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    for (name, concurrency), by_mode in results.items():
+        for mode in modes:
+            r = by_mode[mode]
+            print(
+                f"| {name} | {concurrency} | {mode} | {r['rps']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} "
+                f"| {r['errors']} | {r['worker_cpu_ms']} | {r['pg_cpu_ms'] if r['pg_cpu_ms'] is not None else 'n/a'} |"
+            )
+    if traces:
+        print(f"\nFrom PostgreSQL's statement log, {args.trace_requests} requests per pass:\n")
+        print("| route | conc | flags | round trips / request | lock hold mean ms | lock hold p95 ms | errors |")
+        print("|---|---:|---|---:|---:|---:|---:|")
+        for (name, concurrency), by_mode in traces.items():
+            for mode in modes:
+                t = by_mode[mode]
+                print(
+                    f"| {name} | {concurrency} | {mode} | {t['round_trips']} | {t['lock_hold_mean_ms']} "
+                    f"| {t['lock_hold_p95_ms']} | {t['errors']} |"
+                )
+        mode = modes[-1]
+        print(f"\nStatements of one warm v2 request (one address, flags {mode}):")
+        for number, sql in enumerate(traces[(TRACED_ROUTES[0], 1)][mode]["example"], 1):
+            print(f"  {number:2}. {sql[:110]}")
+    print()
+    for mode in modes:
+        warm = results[(TRACED_ROUTES[1], 1)][mode]
+        per_credential = (results[(COLD, 1)][mode]["p50_ms"] - warm["p50_ms"]) / STAMPS_PER_ADDRESS
+        print(
+            f"flags {mode}: cold cost per credential ≈ {per_credential:.2f} ms (p50 difference / "
+            f"{STAMPS_PER_ADDRESS}); peak RSS per worker (VmHWM): {peaks[mode]} MB"
+        )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The one place that renders errors: the envelope depends on the route family (decision 3)."""
 
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -14,6 +14,11 @@ CORS_HEADERS = {
 def error_key(path: str) -> str:
     """`/internal/...` answers `{"detail": ...}` (embed Lambdas, Django views); public routes `{"error": ...}`."""
     return "detail" if path.startswith("/internal/") else "error"
+
+
+def json_text_response(text: str) -> HttpResponse:
+    """A 200 whose JSON is already serialized, with the content type ninja's renderer gives its own 200s."""
+    return HttpResponse(text, content_type="application/json; charset=utf-8")
 
 
 def error_response(path: str, status: int, message: object) -> JsonResponse:

@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from opentelemetry.trace import SpanKind
 
 from scorer_fast.http import CORS_HEADERS, error_response
-from scorer_fast.observability import request_id_var, tracer
+from scorer_fast.observability import request_id_var, spans_recorded, tracer
 from scorer_fast.services.analytics import record_api_usage
 
 logger = logging.getLogger("scorer_fast.access")
@@ -27,12 +27,7 @@ class RequestContextMiddleware:
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         try:
-            with tracer.start_as_current_span(f"{request.method} {request.path}", kind=SpanKind.SERVER) as span:
-                response = self._respond(request)
-                route = getattr(request.resolver_match, "route", None)
-                if route:
-                    span.update_name(f"{request.method} /{route}")
-                span.set_attribute("http.status_code", response.status_code)
+            response = self._respond_in_span(request) if spans_recorded() else self._respond(request)
         finally:
             request_id_var.reset(token)
         response["X-Request-ID"] = request_id
@@ -46,6 +41,15 @@ class RequestContextMiddleware:
                 "duration_ms": round((time.perf_counter() - started) * 1000, 2),
             },
         )
+        return response
+
+    def _respond_in_span(self, request: HttpRequest) -> HttpResponse:
+        with tracer.start_as_current_span(f"{request.method} {request.path}", kind=SpanKind.SERVER) as span:
+            response = self._respond(request)
+            route = getattr(request.resolver_match, "route", None)
+            if route:
+                span.update_name(f"{request.method} /{route}")
+            span.set_attribute("http.status_code", response.status_code)
         return response
 
     def _respond(self, request: HttpRequest) -> HttpResponse:

@@ -5,6 +5,7 @@ refuses placeholder secrets at start-up, and the development conveniences (the p
 issuer and its `demo` app, the embedded PostgreSQL) are out of reach.
 """
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,11 @@ DATABASES = {
         conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
         connect_timeout=env_int("DB_CONNECT_TIMEOUT", 3),
         app_name=env_str("DB_APPLICATION_NAME", "scorer_fast"),
+        # Lambda (AWS_LAMBDA_FUNCTION_NAME is set by its runtime): ping on every reuse; an execution environment is
+        # frozen between invocations, and its clock's view of that idle time is not something to rely on.
+        health_check_idle_seconds=env_int(
+            "DB_HEALTH_CHECK_IDLE_SECONDS", 0 if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") else 1
+        ),
     )
 }
 # Bounded waits inside a request's transaction (set per transaction, so safe behind a transaction pooler); keep

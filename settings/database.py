@@ -6,7 +6,9 @@ from urllib.parse import parse_qs, unquote, urlparse
 from django.core.exceptions import ImproperlyConfigured
 
 
-def database_from_url(url: str, *, conn_max_age: int, connect_timeout: int, app_name: str) -> dict[str, Any]:
+def database_from_url(
+    url: str, *, conn_max_age: int, connect_timeout: int, app_name: str, health_check_idle_seconds: float = 0
+) -> dict[str, Any]:
     parsed = urlparse(url)
     if parsed.scheme not in {"postgres", "postgresql", "postgresql+psycopg"}:
         raise ImproperlyConfigured(f"DATABASE_URL must be a postgres:// URL, got scheme {parsed.scheme!r}")
@@ -21,15 +23,17 @@ def database_from_url(url: str, *, conn_max_age: int, connect_timeout: int, app_
         **query,
     }
     return {
-        "ENGINE": "django.db.backends.postgresql",
+        "ENGINE": "scorer_fast.db.postgresql",
         "NAME": unquote(parsed.path.lstrip("/")) or "postgres",
         "USER": unquote(parsed.username or ""),
         "PASSWORD": unquote(parsed.password or ""),
         "HOST": host,
         "PORT": str(parsed.port or ""),
         "CONN_MAX_AGE": conn_max_age,
-        # A reused connection is pinged first, so workers recover by themselves after a database restart.
+        # A reused connection is pinged first, so workers recover by themselves after a database restart; not
+        # when it ran a statement less than HEALTH_CHECK_IDLE_SECONDS ago (scorer_fast/db/postgresql/base.py).
         "CONN_HEALTH_CHECKS": True,
+        "HEALTH_CHECK_IDLE_SECONDS": health_check_idle_seconds,
         # Server-side cursors need a session-long transaction; poolers in transaction mode break them.
         "DISABLE_SERVER_SIDE_CURSORS": True,
         "OPTIONS": options,

@@ -5,7 +5,7 @@ import os
 from datetime import datetime
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 from django.test import Client
 
 from scorer_fast.models import CeramicCache, Revocation, Score
@@ -243,6 +243,31 @@ def test_with_the_database_down_routes_answer_503_quickly_and_recover(committed_
     finally:
         embedded_pg.ensure_running()
     assert Client().get(f"/internal/embed/score/{community.id}/{A}").status_code == 200
+
+
+@pytest.mark.parametrize(("idle_seconds", "statuses"), [(0, [200, 200]), (60, [503, 200])])
+def test_a_reused_connection_is_pinged_only_after_sitting_idle(committed_db, idle_seconds, statuses):
+    """The server ends the worker's session between two requests. With the idle window at 0 the reuse ping finds
+    the broken link and the request reconnects; a connection used moments ago is trusted without the `SELECT 1`
+    round trip, so that one request answers 503 and the next reconnects."""
+    community = factories.community(weights=WEIGHTS)
+    client = Client()
+    path = f"/internal/embed/score/{community.id}/{A}"
+    assert client.get(path).status_code == 200
+    other = connections.create_connection("default")
+    with other.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [connection.connection.info.backend_pid])
+    other.close()
+    configured = connection.settings_dict["HEALTH_CHECK_IDLE_SECONDS"]
+    connection.settings_dict["HEALTH_CHECK_IDLE_SECONDS"] = idle_seconds
+    answers = []
+    try:
+        for _ in statuses:
+            connection.close_if_unusable_or_obsolete()  # what request_started does in a server; the test client not
+            answers.append(client.get(path).status_code)
+    finally:
+        connection.settings_dict["HEALTH_CHECK_IDLE_SECONDS"] = configured
+    assert answers == statuses
 
 
 @pytest.mark.django_db

@@ -302,7 +302,9 @@ def _test_db_dsn() -> str:
 
 
 @pytest.mark.usefixtures("committed_db")
-def test_the_connection_is_reused_across_invocations_and_replaced_after_it_broke(world):
+def test_the_connection_is_reused_across_invocations_and_replaced_after_it_broke(world, monkeypatch):
+    # As in Lambda (settings/base.py): a reused connection is pinged on every invocation.
+    monkeypatch.setitem(connection.settings_dict, "HEALTH_CHECK_IDLE_SECONDS", 0)
     health = event(HttpRequest("GET", "/health"), "alb")
     assert lambda_handler.handler(health, None)["statusCode"] == 200
     first = connection.connection

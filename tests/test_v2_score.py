@@ -315,13 +315,15 @@ def test_it_records_api_usage_when_analytics_are_on(client, partner, settings):
 
     settings.FF_API_ANALYTICS = True
     _owner, community, key = partner
-    client.get(f"/v2/stamps/{community.id}/score/{ADDRESS}?a=b", HTTP_X_API_KEY=key)
+    scored = client.get(f"/v2/stamps/{community.id}/score/{ADDRESS}?a=b", HTTP_X_API_KEY=key)
     client.get(f"/v2/stamps/999999/score/{ADDRESS}", HTTP_X_API_KEY=key)
     ok, missing = AccountAPIKeyAnalytics.objects.order_by("id")
     assert ok.path_segments == ["v2", "stamps", str(community.id), "score", ADDRESS]
     assert ok.query_params == {"a": ["b"]} and ok.status_code == 200 and ok.error is None
     assert ok.headers["X-Api-Key"] == "***" and key not in json.dumps(ok.headers)
     assert json.loads(ok.response)["address"] == ADDRESS and ok.response_skipped is False
+    assert ok.response == scored.content.decode()  # the row keeps the very text the partner received
+    assert scored["Content-Type"] == "application/json; charset=utf-8"
     assert (missing.status_code, missing.error) == (404, "No scorer matches the given criteria.")
     assert AccountAPIKeyAnalytics.objects.count() == 2
     client.get(f"/v2/stamps/{community.id}/score/{ADDRESS}", HTTP_X_API_KEY="bad.key")
