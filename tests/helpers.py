@@ -34,11 +34,13 @@ def count_rows(table: str, where: str = "TRUE", params: tuple = ()) -> int:
 
 
 @contextmanager
-def failing_event_inserts() -> Iterator[None]:
-    """A real database failure at the pipeline's last write: a trigger that raises on registry_event inserts."""
+def failing_event_inserts(sqlstate: str = "P0001") -> Iterator[None]:
+    """A real database failure at the pipeline's last write: a trigger that raises `sqlstate` on registry_event
+    inserts (P0001: plpgsql's own raise_exception)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "CREATE FUNCTION fail_event() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'boom'; END $$ LANGUAGE plpgsql;"
+            "CREATE FUNCTION fail_event() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'boom' USING ERRCODE = "
+            f"'{sqlstate}'; END $$ LANGUAGE plpgsql;"
             "CREATE TRIGGER fail_event BEFORE INSERT ON registry_event FOR EACH ROW EXECUTE FUNCTION fail_event();"
         )
     try:

@@ -12,7 +12,14 @@ from django.test import Client
 from scorer_fast.models import CeramicCache, HashScorerLink, Passport, Score
 from tests import factories
 from tests.credentials import signed_stamp
-from tests.helpers import INTERNAL_AUTH, Background, foreign_writer, wait_until_blocked_by
+from tests.helpers import (
+    INTERNAL_AUTH,
+    Background,
+    count_rows,
+    failing_event_inserts,
+    foreign_writer,
+    wait_until_blocked_by,
+)
 from tests.tokens import RSA_PUBLIC_PEM, rs256_token
 
 A, B = "0x" + "a" * 40, "0x" + "b" * 40
@@ -134,3 +141,14 @@ def test_a_lock_held_too_long_by_another_writer_is_a_503_with_the_routes_envelop
         response = scoring.result(timeout=10)
     assert response.status_code == 503
     assert response.json() == {"detail": "Database busy, please retry."}
+
+
+def test_a_write_conflict_that_outlasts_every_retry_is_a_503_and_writes_nothing(committed_db, caplog):
+    """Every attempt of the transaction loses a unique-violation race (a trigger raises 23505 at the last write):
+    the request is retried, then answered 503 "busy" with nothing written, never a 500."""
+    community = factories.community(weights={"Google": 1}, threshold="1")
+    factories.cache_stamp(A, signed_stamp(A, "Google"))
+    with failing_event_inserts("23505"), caplog.at_level("CRITICAL"):
+        response = Client().get(f"/internal/score/v2/{community.id}/{A}", **INTERNAL_AUTH)
+    assert (response.status_code, response.json()) == (503, {"detail": "Database busy, please retry."})
+    assert (count_rows("registry_passport"), count_rows("registry_score"), count_rows("registry_event")) == (0, 0, 0)

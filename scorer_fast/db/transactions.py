@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import DatabaseError, IntegrityError, OperationalError, transaction
 
 from scorer_fast.db import queries
+from scorer_fast.errors import DatabaseBusy
 
 logger = logging.getLogger(__name__)
 
@@ -39,9 +40,13 @@ def run_durable(work: Callable[[], T]) -> T:
                 )
                 return work()
         except (IntegrityError, OperationalError) as exc:
-            if attempt == TRANSACTION_ATTEMPTS or sqlstate(exc) not in RETRYABLE_SQLSTATES:
+            if sqlstate(exc) not in RETRYABLE_SQLSTATES:
                 raise
+            if attempt == TRANSACTION_ATTEMPTS:
+                # Still losing to other writers: a retryable condition, so 503 and nothing written, not a 500.
+                logger.warning("write conflicts outlasted every retry", extra={"sqlstate": sqlstate(exc)})
+                raise DatabaseBusy() from exc
             logger.info(
                 "write conflict with another writer, retrying", extra={"attempt": attempt, "sqlstate": sqlstate(exc)}
             )
-    raise AssertionError("unreachable")
+    raise AssertionError("unreachable")  # the last attempt returns or raises
