@@ -67,7 +67,7 @@ class DatabaseUnavailable(ScorerError):
 
 
 class ScoringFailure(Exception):
-    """Raised inside the pipeline; it is not an HTTP error: the score is saved in error state (§6.9)."""
+    """Raised inside the pipeline; it is not an HTTP error: the score is saved in error state."""
 
 
 class DatabaseBusy(ScorerError):

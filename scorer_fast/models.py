@@ -1,6 +1,6 @@
 """The existing scorer tables as unmanaged models: plain mappings, no business logic.
 
-Column types, nullability and unique constraints follow ../shared/contract/schema.sql (the original migrations);
+Column types, nullability and unique constraints follow the production schema (the original's migrations);
 tests/test_schema.py compares them with the real schema. `auth_user` is Django's own `auth.User`, the same table.
 """
 

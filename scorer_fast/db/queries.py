@@ -90,7 +90,7 @@ def community_get(community_id: int) -> CommunityRow | None:
 
 
 def community_of_account(scorer_ref: str, account_id: int) -> CommunityRow | None:
-    """§4.1: by external_scorer_id first, then by id, always owned by the key's account."""
+    """By external_scorer_id first, then by id, always owned by the key's account."""
     row = _one(
         f"SELECT {_COMMUNITY_COLUMNS} FROM account_community WHERE external_scorer_id = %s AND account_id = %s",
         [scorer_ref, account_id],
@@ -123,7 +123,7 @@ def scorer_config_get(scorer_id: int) -> ScorerConfig | None:
 
 
 def customization_weights(community_id: int) -> dict[str, str]:
-    """§6.8 step 2: allow lists (`AllowList#<name>`) and custom credentials override weights, as strings."""
+    """Allow lists (`AllowList#<name>`) and custom credentials override weights, as strings."""
     rows = _rows(
         """
         SELECT 'AllowList#' || l.name, a.weight, 1 AS kind
@@ -316,7 +316,7 @@ def hash_link_update(change: LinkChange, community_id: int) -> bool:
 
 
 def ceramic_stamps_for_scoring(address: str) -> list[CachedStamp]:
-    """§6.4: live, unrevoked rows (any type); per provider the latest updated_at wins."""
+    """Live, unrevoked rows (any type); per provider the latest updated_at wins."""
     rows = _rows(
         """
         SELECT DISTINCT ON (cc.provider) cc.provider, cc.stamp

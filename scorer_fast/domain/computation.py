@@ -1,4 +1,4 @@
-"""The weighted score (§6.8) with the original's exact number semantics.
+"""The weighted score with the original's exact number semantics.
 
 Weights arrive from jsonb as Python floats (or strings from customizations); `Decimal(float)` keeps the exact
 binary expansion and the sum is rounded to 28 significant digits, so `rawScore` strings match the original's
@@ -38,7 +38,7 @@ class ScoreFields:
 
     @classmethod
     def failed(cls, message: str) -> "ScoreFields":
-        """§6.9 clear_on_error: everything null but the error."""
+        """The original's clear_on_error: everything null but the error."""
         return cls(None, "ERROR", None, message, None, None, None, None)
 
 

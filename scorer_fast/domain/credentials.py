@@ -1,4 +1,4 @@
-"""Which stamps count (§6.5): trusted issuer, not expired, fields present, subject DID matches, proof verifies."""
+"""Which stamps count: trusted issuer, not expired, fields present, subject DID matches, proof verifies."""
 
 import logging
 from collections.abc import Callable

@@ -1,4 +1,4 @@
-"""LIFO de-duplication planning (§6.6): one claim per nullifier per community, the last valid claimant wins
+"""LIFO de-duplication planning: one claim per nullifier per community, the last valid claimant wins
 only once the holder's claim has expired.
 
 Pure: given the stamps and the hash links that exist now, it returns what to write. The service applies the

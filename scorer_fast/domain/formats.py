@@ -1,4 +1,4 @@
-"""Wire and storage formats, defined once: the V2 score object (§2.2), cached stamps, the SCU event (§6.10)."""
+"""Wire and storage formats, defined once: the V2 score object, cached stamps, the SCU event."""
 
 import json
 from decimal import Decimal, InvalidOperation

@@ -1,4 +1,4 @@
-"""Human Points (§6.11): which actions a passing score earns, and the points summary shown to the Passport app."""
+"""Human Points: which actions a passing score earns, and the points summary shown to the Passport app."""
 
 from dataclasses import dataclass
 from typing import Any

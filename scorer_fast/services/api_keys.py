@@ -1,4 +1,4 @@
-"""Partner API keys (§3.1): `<prefix>.<secret>`; SHA-256 fast path, PBKDF2 fallback that fills the SHA-256 column."""
+"""Partner API keys: `<prefix>.<secret>`; SHA-256 fast path, PBKDF2 fallback that fills the SHA-256 column."""
 
 import hashlib
 import hmac

@@ -1,4 +1,4 @@
-"""The scoring pipeline (§6), one synchronous code path. Callers own the transaction: every function here runs
+"""The scoring pipeline, one synchronous code path. Callers own the transaction: every function here runs
 inside the request's `transaction.atomic`, so a request's writes land together or not at all."""
 
 import logging
@@ -62,7 +62,7 @@ def _valid_stamps(
 
 
 def score_address(*, address: str, community: CommunityRow, proofs: RequestProofs) -> ScoreFields:
-    """Score a validated, lower-case address for a community and persist the result (§6.3–§6.11). `proofs` comes
+    """Score a validated, lower-case address for a community and persist the result. `proofs` comes
     from `check_proofs_ahead`, called before the transaction."""
     now = datetime.now(UTC)
     queries.address_lock(address)
@@ -191,7 +191,7 @@ def _list_awards(address: str) -> list[human_points.PointsAward]:
 
 
 def points_for(address: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """points_data and possible_points_data for the ceramic-cache cached-score branch (§6.11 reads)."""
+    """points_data and possible_points_data for the ceramic-cache cached-score branch."""
     return human_points.points_summary(
         queries.human_points_groups(address),
         is_eligible=queries.qualified_communities_count(address) > 0,

@@ -1,4 +1,4 @@
-"""The shared stamp-saving step (§5) used by the embed and ceramic-cache routes.
+"""The shared stamp-saving step used by the embed and ceramic-cache routes.
 
 Submitted stamps are checked completely before anything is written, so bad input never leaves partial writes.
 """

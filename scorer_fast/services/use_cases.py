@@ -106,7 +106,7 @@ def embed_score(*, scorer_id: int, raw_address: str) -> dict[str, Any]:
 def _add_stamps_and_score(
     address: str, community: CommunityRow, rows: list[NewCeramicRow], *, source_app: int
 ) -> dict[str, Any]:
-    """POST semantics (§5): the submitted providers' live rows are replaced; rows are attributed to the scorer."""
+    """POST semantics: the submitted providers' live rows are replaced; rows are attributed to the scorer."""
     providers = [row.provider for row in rows]
     return _write_then_score(
         address,
