@@ -1,5 +1,7 @@
-"""Demo data: a scorer with realistic weights, an API key (printed once), stamps signed by the demo issuer."""
+"""Demo data: a scorer with realistic weights, an API key (printed once), stamps signed by the demo issuer and
+saved and scored through the service layer (the embed route's use case), so the admin shows scores from the start."""
 
+import secrets
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -15,11 +17,9 @@ from django.db import transaction
 
 from demo.issuer import demo_issuer_jwk
 from demo.signing import issue_stamp
-from scorer_fast.db import queries
-from scorer_fast.db.queries import NewCeramicRow
 from scorer_fast.models import Account, AccountAPIKey, BinaryWeightedScorer, CeramicCache, Community, Scorer
+from scorer_fast.services import use_cases
 from scorer_fast.services.api_keys import new_api_key, sha256_hash
-from scorer_fast.services.stamps import SOURCE_APP_PASSPORT
 
 DEMO_COMMUNITY = "scorer_fast demo"
 # A slice of the Passport weights (as floats, like the original's WeightConfiguration); threshold 20.
@@ -38,6 +38,7 @@ DEMO_ADDRESSES = {
     "0x" + "e" * 40: ["Google", "Discord", "Linkedin"],  # below the threshold
     "0x" + "f" * 40: ["Github"],  # shares its Github nullifier with 0xddd…: de-duplicated by LIFO
 }
+DEMO_ADMIN_USERNAME = "demo-admin"
 
 
 class Command(BaseCommand):
@@ -51,6 +52,11 @@ class Command(BaseCommand):
             action="store_true",
             help="also seed the database DATABASE_URL names (by default only the embedded development one)",
         )
+        parser.add_argument(
+            "--create-admin",
+            action="store_true",
+            help=f"create (or reset) the superuser {DEMO_ADMIN_USERNAME!r} with a new random password, printed once",
+        )
 
     def handle(self, *args, env_file: Path | None = None, base_url: str = "", **options):
         if settings.DATABASE_URL and not options.get("allow_any_database"):
@@ -60,16 +66,18 @@ class Command(BaseCommand):
                 "Pass --allow-any-database to seed it anyway."
             )
         with transaction.atomic():
-            self._seed(env_file, base_url)
-
-    def _seed(self, env_file: Path | None, base_url: str) -> None:
-        community = self._community()
-        key = self._api_key(community.account)
-        self._stamps()
+            community = self._community()
+            key = self._api_key(community.account)
+            low_tier_key = low_tier_api_key(community.account)
+            CeramicCache.objects.filter(address__in=list(DEMO_ADDRESSES)).delete()
+            admin_password = self._demo_admin() if options.get("create_admin") else None
+        # Each address in its own durable transaction, in order: 0xddd… holds the shared Github nullifier first.
+        scores = {address: self._save_and_score(address, community.id) for address in DEMO_ADDRESSES}
         if env_file:
             env_file.write_text(f"CERAMIC_CACHE_SCORER_ID={community.id}\nDEMO_API_SCORER_ID={community.id}\n")
         self._print_usage(base_url, community.id, key)
-        self.stdout.write(submit_passport_and_rate_limit_demo(community, key, base_url))
+        self.stdout.write(submit_passport_and_rate_limit_demo(community, key, low_tier_key, base_url))
+        self.stdout.write(admin_guide(base_url, scores, admin_password))
 
     def _community(self) -> Community:
         existing = Community.objects.filter(name=DEMO_COMMUNITY).select_related("account").first()
@@ -114,29 +122,33 @@ class Command(BaseCommand):
         )
         return key
 
-    def _stamps(self) -> None:
+    def _save_and_score(self, address: str, community_id: int) -> dict:
+        """Sign the address's demo stamps and hand them to the embed route's use case: the same proof checks,
+        de-duplication and score rows as a request (stamps saved with source_app 2, attributed to the scorer)."""
         jwk = demo_issuer_jwk()
         issued = datetime.now(UTC).replace(microsecond=0)
         first = next(iter(DEMO_ADDRESSES))
-        for address, providers in DEMO_ADDRESSES.items():
-            CeramicCache.objects.filter(address=address).delete()
-            rows = []
-            for provider in providers:
-                owner = first if provider == "Github" else address  # the shared nullifier
-                credential = issue_stamp(
-                    jwk=jwk,
-                    address=address,
-                    provider=provider,
-                    nullifiers=[f"v0:{provider}:{owner}:demo"],
-                    issued=issued,
-                    expires=issued + timedelta(days=90),
-                )
-                rows.append(
-                    NewCeramicRow(
-                        provider, credential, credential["proof"]["proofValue"], issued, issued + timedelta(days=90)
-                    )
-                )
-            queries.ceramic_insert(address, rows, issued, source_app=SOURCE_APP_PASSPORT, source_scorer_id=None)
+        credentials = [
+            issue_stamp(
+                jwk=jwk,
+                address=address,
+                provider=provider,
+                nullifiers=[f"v0:{provider}:{first if provider == 'Github' else address}:demo"],  # shared Github
+                issued=issued,
+                expires=issued + timedelta(days=90),
+            )
+            for provider in DEMO_ADDRESSES[address]
+        ]
+        return use_cases.embed_add_stamps(raw_address=address, scorer_id=community_id, credentials=credentials)["score"]
+
+    def _demo_admin(self) -> str:
+        """Development only (the demo app is installed only with SCORER_ENV=development): a one-off login."""
+        password = secrets.token_urlsafe(12)
+        user, _ = User.objects.get_or_create(username=DEMO_ADMIN_USERNAME)
+        user.is_staff = user.is_superuser = user.is_active = True
+        user.set_password(password)
+        user.save()
+        return password
 
     def _print_usage(self, base_url: str, community_id: int, key: str) -> None:
         passing, failing, duplicate = DEMO_ADDRESSES
@@ -165,7 +177,7 @@ Stamps signed by {settings.DEMO_ISSUER_DID} for {passing} (passes), {failing} (b
   curl -s -H 'Authorization: Bearer {token}' {base_url}/ceramic-cache/score/{passing}
   curl -s '{base_url}/ceramic-cache/stamp?address={passing}'
   curl -s {base_url}/ceramic-cache/weights
-  OpenAPI page: {base_url}/docs     Health: {base_url}/health     Admin: {base_url}/admin/
+  OpenAPI page: {base_url}/docs     Health: {base_url}/health
 """
         )
 
@@ -176,10 +188,9 @@ LOW_TIER_KEY_NAME = "demo key (low tier)"
 LOW_TIER_RATE = "3/15m"
 
 
-def submit_passport_and_rate_limit_demo(community: Community, key: str, base_url: str) -> str:
-    """A fresh low-tier key (3 calls per 15 minutes) and the curl commands that show submit-passport and the
-    limit; the key counts in Redis only while RATELIMIT_ENABLE is on (scripts/serve turns it on)."""
-    AccountAPIKey.objects.filter(account=community.account, name=LOW_TIER_KEY_NAME).delete()
+def low_tier_api_key(account: Account) -> str:
+    """A fresh low-tier key (3 calls per 15 minutes); it counts in Redis only while RATELIMIT_ENABLE is on."""
+    AccountAPIKey.objects.filter(account=account, name=LOW_TIER_KEY_NAME).delete()
     low_tier = new_api_key()
     prefix = low_tier.split(".")[0]
     AccountAPIKey.objects.create(
@@ -190,7 +201,7 @@ def submit_passport_and_rate_limit_demo(community: Community, key: str, base_url
         created=datetime.now(UTC),
         name=LOW_TIER_KEY_NAME,
         revoked=False,
-        account=community.account,
+        account=account,
         rate_limit=LOW_TIER_RATE,
         embed_rate_limit=LOW_TIER_RATE,
         create_scorers=False,
@@ -198,6 +209,11 @@ def submit_passport_and_rate_limit_demo(community: Community, key: str, base_url
         submit_passports=True,
         historical_endpoint=False,
     )
+    return low_tier
+
+
+def submit_passport_and_rate_limit_demo(community: Community, key: str, low_tier: str, base_url: str) -> str:
+    """The curl commands that show submit-passport and the low-tier key's limit (scripts/serve turns limits on)."""
     passing = next(iter(DEMO_ADDRESSES))
     body = f'{{"address": "{passing}", "scorer_id": {community.id}}}'
     state = "on" if settings.RATELIMIT_ENABLE else "off (set RATELIMIT_ENABLE=on to see the 429)"
@@ -209,4 +225,35 @@ v1 scoring (POST /registry/submit-passport):
 Rate limits are {state}. Low-tier key (rate_limit {LOW_TIER_RATE!r}): its 4th call in the window answers 429:
   for i in 1 2 3 4; do curl -s -o /dev/null -w '%{{http_code}}\\n' -H 'X-API-Key: {low_tier}' \\
     {base_url}/v2/stamps/{community.id}/score/{passing}; done
+"""
+
+
+def admin_guide(base_url: str, scores: dict[str, dict], admin_password: str | None) -> str:
+    """Where a support engineer finds a demo address's score and why it scored what it did."""
+    lines = []
+    for address, score in scores.items():
+        stamps = score["stamps"]
+        counted = sorted(p for p, s in stamps.items() if not s["dedup"] and s["score"] != "0.00000")
+        deduplicated = sorted(p for p, s in stamps.items() if s["dedup"])
+        passing = "passes" if score["passing_score"] else "below"
+        lines.append(
+            f"  {address}  score {score['score']} ({passing} {score['threshold']})  counted: {', '.join(counted) or 'none'}"
+            + (f"  de-duplicated: {', '.join(deduplicated)}" if deduplicated else "")
+        )
+    if admin_password:
+        login = f"log in as {DEMO_ADMIN_USERNAME!r} with password {admin_password} (shown once; development only)"
+    else:
+        login = (
+            "log in after creating a user once, in another terminal: .venv/bin/python manage.py createsuperuser"
+            f"\n  (or start with DEMO_ADMIN=on scripts/serve for a generated {DEMO_ADMIN_USERNAME!r} login)"
+        )
+    duplicate = list(scores)[-1]
+    return f"""
+Demo scores (scored at seeding; a curl above rescores):
+{chr(10).join(lines)}
+
+Support admin: {base_url}/admin/
+  {login}
+  Why a score: {base_url}/admin/scorer_fast/score/?q={duplicate}  → open the row: each stamp with weight,
+  expiry, whether it counted, and for a de-duplicated stamp the address that holds its nullifier.
 """
