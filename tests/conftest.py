@@ -6,9 +6,11 @@ Its tables come from the models, or from the real schema when SCORER_SCHEMA_SQL 
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from django.apps import apps
 from django.conf import settings
 from django.db import connection
@@ -16,6 +18,7 @@ from django.db import connection
 from scorer_fast.db.bootstrap import create_missing_tables, load_schema_sql
 from scorer_fast.services import use_cases
 from scorer_fast.services.scoring import proof_verifier
+from settings import embedded_redis
 
 
 @pytest.fixture(scope="session")
@@ -73,3 +76,28 @@ def pytest_unconfigure(config):
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)
+
+
+# --- Redis for rate limits: always the embedded server (never CELERY_BROKER_URL), in .redis-test/ ------------------
+
+TEST_REDIS_DATA = Path(__file__).resolve().parent.parent / ".redis-test"
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    """Module-scoped: tests/test_rate_limits.py stops it mid-run to prove fail-open."""
+    os.environ["REDIS_DATA"] = str(TEST_REDIS_DATA)
+    yield embedded_redis.ensure_running()
+    embedded_redis.stop()
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> redis.Redis:
+    return redis.Redis.from_url(redis_url)
+
+
+@pytest.fixture
+def rate_limits_on(settings, redis_url: str) -> None:
+    """RATELIMIT_ENABLE, with the rate-limit cache on the test Redis (a fresh cache handler per test)."""
+    settings.RATELIMIT_ENABLE = True
+    settings.CACHES = {**settings.CACHES, "ratelimit": {**settings.CACHES["ratelimit"], "LOCATION": redis_url}}

@@ -1,8 +1,10 @@
 """Small assertions shared by endpoint tests."""
 
+import hashlib
 import re
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -107,3 +109,14 @@ class Background:
         if self._error is not None:
             raise self._error
         return self._value
+
+
+def original_counter_key(prefix: str, limit: int, period: int) -> str:
+    """The Redis key the original's django-ratelimit 4.1 increments (group "registry", method ALL, cache
+    KEY_PREFIX "" and VERSION 1), written out by hand so that a change of group, key or cache settings fails here."""
+    now = int(time.time())
+    window = now - now % period + zlib.crc32(prefix.encode()) % period
+    if window < now:
+        window += period
+    digest = hashlib.sha256(f"registry{limit}/{period}s{prefix}{window}".encode()).hexdigest()
+    return f":1:rl:{digest}"

@@ -1,5 +1,6 @@
 """scorer_fast.lambda_handler in process: every route, as ALB and API Gateway events, answers what the HTTP server
-answers for the same request (status, body, headers) and writes the same rows, the analytics row included."""
+answers for the same request (status, body, headers) and writes the same rows, the analytics row included, and the
+same rate-limit counters in a real Redis (the embedded test server), a 429 included."""
 
 import base64
 import json
@@ -12,6 +13,7 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
+import redis
 from django.core import signals
 from django.db import close_old_connections, connection, transaction
 from django.http import HttpResponse
@@ -19,9 +21,11 @@ from django.test import Client
 from django.urls import path
 
 from scorer_fast import lambda_handler
+from scorer_fast.models import AccountAPIKey
 from tests import factories
 from tests.conftest import scorer_tables
 from tests.credentials import signed_stamp
+from tests.helpers import original_counter_key
 from tests.lambda_events import SHAPES, HttpRequest, event, response_body, response_headers
 from tests.tokens import RSA_PUBLIC_PEM, rs256_token
 
@@ -35,8 +39,11 @@ def stamp(address: str, provider: str) -> dict:
     return signed_stamp(address, provider)
 
 
+LIMITED_RATE = (1, 3600)  # "1/h": the limited key's counter is primed to 1 before each run, so its next call is 429
+
+
 @pytest.fixture
-def world(settings):
+def world(settings, rate_limits_on):
     settings.FF_API_ANALYTICS = True
     settings.SIWE_JWT_PUBLIC_KEY = RSA_PUBLIC_PEM
     owner = factories.account()
@@ -44,7 +51,15 @@ def world(settings):
     settings.CERAMIC_CACHE_SCORER_ID = community.id
     for provider in ("Google", "Ens"):
         factories.cache_stamp(A, stamp(A, provider))
-    return {"scorer": community.id, "key": factories.api_key(owner), "jwt_a": rs256_token(A), "jwt_b": rs256_token(B)}
+    limited = factories.api_key(owner)
+    AccountAPIKey.objects.filter(prefix=limited.split(".")[0]).update(rate_limit="1/h")
+    return {
+        "scorer": community.id,
+        "key": factories.api_key(owner),
+        "limited": limited,
+        "jwt_a": rs256_token(A),
+        "jwt_b": rs256_token(B),
+    }
 
 
 def _json(value) -> bytes:
@@ -58,11 +73,25 @@ def routes(w: dict) -> dict[str, HttpRequest]:
     bearer_b = [("Authorization", f"Bearer {w['jwt_b']}")]
     bulk = [{"provider": p, "stamp": stamp(B, p)} for p in ("Google", "Github")]
     embed = {"scorer_id": scorer, "stamps": [stamp(B, "Github")]}
+    submit = _json({"address": A, "scorer_id": scorer})
     requests = {
         "v2-score": HttpRequest(
             "GET", f"/v2/stamps/{scorer}/score/{A}", [("trace", "1"), ("trace", "2 b")], [("x-api-key", key), *accept]
         ),
         "v2-score-bad-key": HttpRequest("GET", f"/v2/stamps/{scorer}/score/{A}", [], [("x-api-key", "nope.x")]),
+        "v2-score-rate-limited": HttpRequest(
+            "GET", f"/v2/stamps/{scorer}/score/{A}", [], [("X-API-Key", w["limited"])]
+        ),
+        "submit-passport": HttpRequest("POST", "/registry/submit-passport", [], [("x-api-key", key)], submit),
+        "submit-passport-base64": HttpRequest(
+            "POST", "/registry/submit-passport", [], [("X-API-Key", key)], submit, base64_body=True
+        ),
+        "submit-passport-no-scorer": HttpRequest(
+            "POST", "/registry/submit-passport", [], [("X-API-Key", key)], _json({"address": A})
+        ),
+        "submit-passport-rate-limited": HttpRequest(
+            "POST", "/registry/submit-passport", [], [("X-API-Key", w["limited"])], submit
+        ),
         "internal-score": HttpRequest("GET", f"/internal/score/v2/{scorer}/{A}"),
         "embed-validate-key": HttpRequest("GET", "/internal/embed/validate-api-key", [], [("X-API-KEY", key)]),
         "embed-post-json": HttpRequest("POST", f"/internal/embed/stamps/{B}", body=_json(embed)),
@@ -108,7 +137,7 @@ class HttpServerClient(Client):
         return environ
 
 
-ROUTE_NAMES = list(routes({"scorer": 0, "key": "", "jwt_a": "", "jwt_b": ""}))
+ROUTE_NAMES = list(routes({"scorer": 0, "key": "", "limited": "", "jwt_a": "", "jwt_b": ""}))
 
 
 def through_client(request: HttpRequest) -> tuple[int, dict[str, str], bytes]:
@@ -183,14 +212,31 @@ def restart_sequences() -> None:
                 cursor.execute(f"SELECT setval(%s, COALESCE(MAX({column}), 0) + 1, false) FROM {table}", [sequence])
 
 
-def outcome(run) -> tuple[int, dict[str, str], str, list[str]]:
-    """Run one request in a transaction that is rolled back afterwards; return what it answered and wrote."""
+def prime_counters(redis_client: redis.Redis, limited_key: str) -> None:
+    """Both runs start from the same counters: none but the limited key's, at its limit."""
+    redis_client.flushdb()
+    redis_client.set(original_counter_key(limited_key.split(".")[0], *LIMITED_RATE), LIMITED_RATE[0], ex=3605)
+
+
+def counters(redis_client: redis.Redis) -> list[str]:
+    """The rate-limit counters after a run (each with an expiry, as django-ratelimit sets them)."""
+    found = []
+    for name in sorted(redis_client.keys("*")):
+        assert redis_client.ttl(name) > 0, name
+        found.append(f"{name.decode()}={redis_client.get(name).decode()}")
+    return found
+
+
+def outcome(run, redis_client: redis.Redis, limited_key: str) -> tuple[int, dict[str, str], str, list[str]]:
+    """Run one request in a transaction that is rolled back afterwards, from the same rate-limit counters; return
+    what it answered, the rows it wrote and the counters it left."""
+    prime_counters(redis_client, limited_key)
     rolled_back = transaction.atomic()
     rolled_back._from_testcase = True  # as Django's TestCase does: the services' durable blocks run inside it
     with rolled_back:
         restart_sequences()
         status, headers, body = run()
-        written = rows()
+        written = rows() + counters(redis_client)
         transaction.set_rollback(True)
     return status, headers, TIMESTAMP.sub("<ts>", body.decode()), written
 
@@ -198,10 +244,10 @@ def outcome(run) -> tuple[int, dict[str, str], str, list[str]]:
 @pytest.mark.django_db
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("route", ROUTE_NAMES)
-def test_the_handler_answers_and_writes_what_the_http_server_does(world, route, shape):
+def test_the_handler_answers_and_writes_what_the_http_server_does(world, route, shape, redis_client):
     request = routes(world)[route].seen_by_app(shape)
-    over_http = outcome(lambda: through_client(request))
-    over_lambda = outcome(lambda: through_handler(routes(world)[route], shape))
+    over_http = outcome(lambda: through_client(request), redis_client, world["limited"])
+    over_lambda = outcome(lambda: through_handler(routes(world)[route], shape), redis_client, world["limited"])
     assert over_lambda[:3] == over_http[:3]  # status, headers, body
     lambda_rows, http_rows = over_lambda[3], over_http[3]
     assert ([r for r in lambda_rows if r not in http_rows], [r for r in http_rows if r not in lambda_rows]) == ([], [])
@@ -211,6 +257,11 @@ def test_the_handler_answers_and_writes_what_the_http_server_does(world, route, 
         assert headers["access-control-allow-origin"] == "*", headers
     if route not in ("not-found", "cors-preflight"):
         assert json.loads(body)  # a JSON body, never empty
+    assert (status == 429) == route.endswith("-rate-limited")
+    if route.startswith(("v2-score", "submit-passport")) and status != 401:
+        # every partner-key call reaches the analytics table and counts in Redis, refused ones included
+        assert any(r.startswith("account_accountapikeyanalytics ") for r in lambda_rows), lambda_rows
+        assert any(r.startswith(":1:rl:") for r in lambda_rows), lambda_rows
 
 
 @pytest.mark.django_db

@@ -1,7 +1,6 @@
 """Per-API-key rate limits against a real Redis (the embedded one, settings/embedded_redis.py, in .redis-test/):
 the original's counter key, shared counters, refusals and fail-open."""
 
-import hashlib
 import io
 import json
 import logging
@@ -9,18 +8,15 @@ import os
 import re
 import subprocess
 import sys
-import time
-import zlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 from django.core.management import call_command
 
 from scorer_fast.models import AccountAPIKey, AccountAPIKeyAnalytics
 from settings import embedded_redis
 from tests import factories
+from tests.helpers import original_counter_key
 
 pytestmark = pytest.mark.django_db
 ADDRESS = "0x" + "a" * 40
@@ -28,27 +24,6 @@ FORM = "https://docs.google.com/forms/d/e/1FAIpQLSeUATg0nTE9ws3qESGBktFcOX0brF19
 LIMITED = {"error": f"You have been rate limited! Use this form to request a rate limit elevation: {FORM}"}
 
 REPO = Path(__file__).resolve().parent.parent
-TEST_REDIS_DATA = REPO / ".redis-test"
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    """Always the embedded server (never CELERY_BROKER_URL): a test below stops it to prove fail-open."""
-    os.environ["REDIS_DATA"] = str(TEST_REDIS_DATA)
-    yield embedded_redis.ensure_running()
-    embedded_redis.stop()
-
-
-@pytest.fixture
-def redis_client(redis_url: str) -> redis.Redis:
-    return redis.Redis.from_url(redis_url)
-
-
-@pytest.fixture
-def rate_limits_on(settings, redis_url: str) -> None:
-    """RATELIMIT_ENABLE, with the rate-limit cache on the test Redis (a fresh cache handler per test)."""
-    settings.RATELIMIT_ENABLE = True
-    settings.CACHES = {**settings.CACHES, "ratelimit": {**settings.CACHES["ratelimit"], "LOCATION": redis_url}}
 
 
 @pytest.fixture
@@ -70,17 +45,6 @@ def v2(client, community, key):
 def submit(client, community, key):
     body = json.dumps({"address": ADDRESS, "scorer_id": community.id})
     return client.post("/registry/submit-passport", body, content_type="application/json", HTTP_X_API_KEY=key)
-
-
-def original_counter_key(prefix: str, limit: int, period: int) -> str:
-    """The Redis key the original's django-ratelimit 4.1 increments (group "registry", method ALL, cache
-    KEY_PREFIX "" and VERSION 1), written out by hand so that a change of group, key or cache settings fails here."""
-    now = int(time.time())
-    window = now - now % period + zlib.crc32(prefix.encode()) % period
-    if window < now:
-        window += period
-    digest = hashlib.sha256(f"registry{limit}/{period}s{prefix}{window}".encode()).hexdigest()
-    return f":1:rl:{digest}"
 
 
 def test_the_fourth_request_of_a_3_per_hour_key_is_429_with_the_lambda_body(client, partner, rate_limits_on):
