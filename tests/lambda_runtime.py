@@ -24,7 +24,10 @@ from typing import IO, Any
 
 REPO = Path(__file__).resolve().parent.parent
 PREFIX = "/2018-06-01/runtime"
-PORTS = range(8500, 8600)  # this project's port range for local servers
+# The port range for local servers (the Runtime API stub, gunicorn in bench/cold_start.py): 8500-8599 unless
+# SCORER_PORTS names another ("8800-8899"), so several checkouts can test side by side.
+_first, _last = (int(port) for port in os.environ.get("SCORER_PORTS", "8500-8599").split("-"))
+PORTS = range(_first, _last + 1)
 
 
 @dataclass

@@ -233,12 +233,12 @@ def admin_guide(base_url: str, scores: dict[str, dict], admin_password: str | No
     lines = []
     for address, score in scores.items():
         stamps = score["stamps"]
-        counted = sorted(p for p, s in stamps.items() if not s["dedup"] and s["score"] != "0.00000")
-        deduplicated = sorted(p for p, s in stamps.items() if s["dedup"])
+        counted = ", ".join(sorted(p for p, s in stamps.items() if not s["dedup"] and s["score"] != "0.00000"))
+        deduplicated = ", ".join(sorted(p for p, s in stamps.items() if s["dedup"]))
         passing = "passes" if score["passing_score"] else "below"
         lines.append(
-            f"  {address}  score {score['score']} ({passing} {score['threshold']})  counted: {', '.join(counted) or 'none'}"
-            + (f"  de-duplicated: {', '.join(deduplicated)}" if deduplicated else "")
+            f"  {address}  score {score['score']} ({passing} {score['threshold']})  counted: {counted or 'none'}"
+            + (f"  de-duplicated: {deduplicated}" if deduplicated else "")
         )
     if admin_password:
         login = f"log in as {DEMO_ADMIN_USERNAME!r} with password {admin_password} (shown once; development only)"
