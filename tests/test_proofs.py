@@ -91,7 +91,9 @@ seen = []
 class Seen(logging.Handler):
     def emit(self, record):
         seen.append(record.getMessage())
-logging.getLogger("native.stderr").addHandler(Seen())
+# On the root logger after its stdout handler: a record seen here has been written out whole (else the relay
+# thread could still be writing its line into the verdicts line printed below).
+logging.getLogger().addHandler(Seen())
 
 stamp = signed_stamp("0x" + "a" * 40, "Google")
 stamp["proof"]["proofValue"] = "0xdeadbeef"
