@@ -1,0 +1,31 @@
+"""Hostile input found by the adversarial review: each request gets a clear 4xx (or the documented behaviour), never
+a 5xx, and writes nothing it should not."""
+
+import pytest
+
+from scorer_fast.models import Passport, Score
+from tests import factories
+
+# The Redis fixtures of tests/test_rate_limits.py (the embedded server), used by name below.
+from tests.test_rate_limits import key_with_rate, rate_limits_on, redis_url, submit, v2  # noqa: F401
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def limited_partner(request):
+    """A partner with rate limits on, counted on the test Redis."""
+    request.getfixturevalue("rate_limits_on")
+    owner = factories.account()
+    return owner, factories.community(owner=owner, weights={"Google": 1})
+
+
+@pytest.mark.parametrize("rate", ["10/0m", "3/0", "3/0s", "3/0d", "3/00h"])
+def test_a_rate_with_a_zero_length_window_never_limits_and_never_fails(client, limited_partner, rate):
+    """django-ratelimit divides by the window length (the original answers 500): such a rate is unparsable, like
+    "abc", so the key is served without a limit, as the decision for unparsable rates says."""
+    owner, community = limited_partner
+    key = key_with_rate(owner, rate)
+    assert [v2(client, community, key).status_code for _ in range(3)] == [200, 200, 200]
+    assert submit(client, community, key).status_code == 200
+    assert Passport.objects.count() == 1 and Score.objects.count() == 1
