@@ -3,13 +3,15 @@ a 5xx, and writes nothing it should not."""
 
 import pytest
 
-from scorer_fast.models import Passport, Score
+from scorer_fast.api import NESTED_TOO_DEEPLY
+from scorer_fast.models import AccountAPIKeyAnalytics, Passport, Score
 from tests import factories
 
 # The Redis fixtures of tests/test_rate_limits.py (the embedded server), used by name below.
 from tests.test_rate_limits import key_with_rate, rate_limits_on, redis_url, submit, v2  # noqa: F401
 
 pytestmark = pytest.mark.django_db
+URL = "/registry/submit-passport"
 
 
 @pytest.fixture
@@ -29,3 +31,20 @@ def test_a_rate_with_a_zero_length_window_never_limits_and_never_fails(client, l
     assert [v2(client, community, key).status_code for _ in range(3)] == [200, 200, 200]
     assert submit(client, community, key).status_code == 200
     assert Passport.objects.count() == 1 and Score.objects.count() == 1
+
+
+@pytest.fixture
+def partner_key():
+    owner = factories.account()
+    return factories.community(owner=owner, weights={"Google": 1}), factories.api_key(owner)
+
+
+@pytest.mark.parametrize("body", ["[" * 100_000, '{"address": ' * 50_000, '{"address": "0x", "x": ' + "[" * 5_000])
+def test_a_body_nested_too_deeply_for_the_json_parser_is_a_400(client, partner_key, settings, body):
+    settings.FF_API_ANALYTICS = True
+    community, key = partner_key
+    response = client.post(URL, body, content_type="application/json", HTTP_X_API_KEY=key)
+    assert (response.status_code, response.json()) == (400, {"error": NESTED_TOO_DEEPLY})
+    assert Passport.objects.count() == 0 and Score.objects.count() == 0
+    row = AccountAPIKeyAnalytics.objects.get()
+    assert (row.status_code, row.payload) == (400, None)
