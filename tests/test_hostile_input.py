@@ -48,3 +48,22 @@ def test_a_body_nested_too_deeply_for_the_json_parser_is_a_400(client, partner_k
     assert Passport.objects.count() == 0 and Score.objects.count() == 0
     row = AccountAPIKeyAnalytics.objects.get()
     assert (row.status_code, row.payload) == (400, None)
+
+
+def test_the_usage_row_of_a_body_with_nan_or_a_lone_surrogate_is_still_written(client, partner_key, settings):
+    """Python's JSON parser accepts NaN, Infinity and lone surrogate escapes, which jsonb refuses: the row keeps
+    them as text (NaN as "NaN", a lone surrogate and a NUL as U+FFFD), so no request goes unrecorded."""
+    settings.FF_API_ANALYTICS = True
+    community, key = partner_key
+    body = '{"address": "0x%s", "scorer_id": NaN, "n": [Infinity, -Infinity, 1.5], "s": "\\ud800x"}' % ("a" * 40)
+    response = client.post(URL, body, content_type="application/json", HTTP_X_API_KEY=key, HTTP_X_ODD="a\x00b")
+    assert (response.status_code, response.json()) == (404, {"error": "No scorer matches the given criteria."})
+    row = AccountAPIKeyAnalytics.objects.get()
+    assert row.status_code == 404
+    assert row.payload == {
+        "address": "0x" + "a" * 40,
+        "scorer_id": "NaN",
+        "n": ["Infinity", "-Infinity", 1.5],
+        "s": "\ufffdx",
+    }
+    assert row.headers["X-Odd"] == "a\ufffdb" and row.headers["X-Api-Key"] == "***"

@@ -6,7 +6,10 @@ the status and body actually sent (a 503 stays 503), and a refused request still
 transaction has rolled back.
 """
 
+import json
 import logging
+import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +26,7 @@ from scorer_fast.services.api_keys import ApiKeyPrincipal
 logger = logging.getLogger(__name__)
 _SECRET_HEADERS = {"x-api-key", "authorization", "cookie"}
 _REQUEST_ATTRIBUTE = "scorer_fast_api_usage"
+_UNSTORABLE_CHARACTERS = re.compile("[\x00\ud800-\udfff]")  # NUL and lone surrogates: no text or jsonb holds them
 T = TypeVar("T")
 
 
@@ -61,7 +65,7 @@ def record_api_usage(request: HttpRequest, response: HttpResponse) -> None:
             api_key_id=usage.principal.key_id,
             path=_storable(request.path),
             query_params=_storable({key: request.GET.getlist(key) for key in request.GET}),
-            headers=_masked_headers(request),
+            headers=_storable(_masked_headers(request)),
             payload=_storable(usage.payload),
             response=response.content.decode("utf-8", errors="replace"),
             error=_storable(usage.error),
@@ -73,9 +77,12 @@ def record_api_usage(request: HttpRequest, response: HttpResponse) -> None:
 
 
 def _storable(value: Any) -> Any:
-    """PostgreSQL text and jsonb cannot hold NUL characters; a request that carried one still gets its row."""
+    """PostgreSQL text and jsonb cannot hold NUL characters, lone surrogates or NaN / Infinity, all of which
+    Python's JSON parser accepts: a request that carried one still gets its row (NaN kept as the text "NaN")."""
     if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
+        return _UNSTORABLE_CHARACTERS.sub("\ufffd", value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return json.dumps(value)
     if isinstance(value, list):
         return [_storable(item) for item in value]
     if isinstance(value, dict):
