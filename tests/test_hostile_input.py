@@ -1,6 +1,10 @@
 """Hostile input found by the adversarial review: each request gets a clear 4xx (or the documented behaviour), never
 a 5xx, and writes nothing it should not."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from scorer_fast.api import NESTED_TOO_DEEPLY
@@ -12,6 +16,7 @@ from tests.test_rate_limits import key_with_rate, rate_limits_on, redis_url, sub
 
 pytestmark = pytest.mark.django_db
 URL = "/registry/submit-passport"
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -39,6 +44,17 @@ def partner_key():
     return factories.community(owner=owner, weights={"Google": 1}), factories.api_key(owner)
 
 
+@pytest.fixture
+def production_recursion_limit():
+    """The interpreter's default limit, as in a worker: tests/wallets.py imports eth-account, whose py_ecc raises
+    it to 100,000 for the whole test process (scorer_fast/domain/signatures.py puts it back in the service)."""
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(1000)
+    yield
+    sys.setrecursionlimit(limit)
+
+
+@pytest.mark.usefixtures("production_recursion_limit")
 @pytest.mark.parametrize("body", ["[" * 100_000, '{"address": ' * 50_000, '{"address": "0x", "x": ' + "[" * 5_000])
 def test_a_body_nested_too_deeply_for_the_json_parser_is_a_400(client, partner_key, settings, body):
     settings.FF_API_ANALYTICS = True
@@ -67,3 +83,26 @@ def test_the_usage_row_of_a_body_with_nan_or_a_lone_surrogate_is_still_written(c
         "s": "\ufffdx",
     }
     assert row.headers["X-Odd"] == "a\ufffdb" and row.headers["X-Api-Key"] == "***"
+
+
+def test_recovering_a_signature_keeps_the_interpreters_recursion_limit():
+    """eth-account's py_ecc raises the limit to 100,000 when first imported; after that a body of 100,000 `[`
+    crashed the worker with SIGSEGV in the JSON parser. A fresh interpreter, as a worker's first signed request."""
+    script = (
+        "import json, sys\n"
+        "from scorer_fast.domain.signatures import recover_signer\n"
+        "from scorer_fast.errors import BadRequest\n"
+        "limit = sys.getrecursionlimit()\n"
+        "try:\n"
+        "    recover_signer('m', '0x' + '11' * 64 + '1b')  # imports eth-account, as a worker's first signature\n"
+        "except BadRequest:\n"
+        "    pass\n"
+        "assert sys.getrecursionlimit() == limit, sys.getrecursionlimit()\n"
+        "try:\n"
+        "    json.loads('[' * 100_000)\n"
+        "except RecursionError:\n"
+        "    print('RecursionError')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines()[-1] == "RecursionError"
