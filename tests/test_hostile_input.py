@@ -1,6 +1,7 @@
 """Hostile input found by the adversarial review: each request gets a clear 4xx (or the documented behaviour), never
 a 5xx, and writes nothing it should not."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -106,3 +107,19 @@ def test_recovering_a_signature_keeps_the_interpreters_recursion_limit():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.splitlines()[-1] == "RecursionError"
+
+
+@pytest.mark.usefixtures("production_recursion_limit")
+@pytest.mark.parametrize("depth", [500, 900])
+def test_a_body_nested_hundreds_deep_is_scored_and_recorded_once(client, partner_key, settings, depth):
+    """Parsable, so served: the usage row must not fail on it afterwards (a RecursionError there was a 500 sent
+    after the scoring had committed)."""
+    settings.FF_API_ANALYTICS = True
+    community, key = partner_key
+    nested = "[" * depth + "]" * depth
+    body = f'{{"address": "0x{"a" * 40}", "scorer_id": {community.id}, "x": {nested}}}'
+    response = client.post(URL, body, content_type="application/json", HTTP_X_API_KEY=key)
+    assert response.status_code == 200
+    row = AccountAPIKeyAnalytics.objects.get()
+    assert (row.status_code, row.payload["scorer_id"]) == (200, community.id)
+    assert json.dumps(row.payload["x"]).replace(", ", ",") == nested

@@ -72,22 +72,31 @@ def record_api_usage(request: HttpRequest, response: HttpResponse) -> None:
             status_code=response.status_code,
             now=datetime.now(UTC),
         )
-    except DatabaseError:
+    except (DatabaseError, RecursionError):  # RecursionError: a payload nested too deeply to serialize again
         logger.warning("could not record API usage", exc_info=True)
 
 
 def _storable(value: Any) -> Any:
     """PostgreSQL text and jsonb cannot hold NUL characters, lone surrogates or NaN / Infinity, all of which
-    Python's JSON parser accepts: a request that carried one still gets its row (NaN kept as the text "NaN")."""
-    if isinstance(value, str):
-        return _UNSTORABLE_CHARACTERS.sub("\ufffd", value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return json.dumps(value)
-    if isinstance(value, list):
-        return [_storable(item) for item in value]
-    if isinstance(value, dict):
-        return {_storable(key): _storable(item) for key, item in value.items()}
-    return value
+    Python's JSON parser accepts: a request that carried one still gets its row (NaN kept as the text "NaN").
+    Walked with a work list, not recursion: a body nested hundreds deep still parses, and must not end in a
+    RecursionError once the response exists."""
+    root = [value]
+    pending: list[tuple[Any, Any]] = [(root, 0)]
+    while pending:
+        container, index = pending.pop()
+        item = container[index]
+        if isinstance(item, str):
+            container[index] = _UNSTORABLE_CHARACTERS.sub("\ufffd", item)
+        elif isinstance(item, float) and not math.isfinite(item):
+            container[index] = json.dumps(item)
+        elif isinstance(item, list):
+            container[index] = copy = list(item)
+            pending.extend((copy, position) for position in range(len(copy)))
+        elif isinstance(item, dict):
+            container[index] = copy = {_UNSTORABLE_CHARACTERS.sub("\ufffd", str(key)): v for key, v in item.items()}
+            pending.extend((copy, key) for key in copy)
+    return root[0]
 
 
 def _masked_headers(request: HttpRequest) -> dict[str, str]:
