@@ -91,11 +91,13 @@ def _storable(value: Any) -> Any:
         elif isinstance(item, float) and not math.isfinite(item):
             container[index] = json.dumps(item)
         elif isinstance(item, list):
-            container[index] = copy = list(item)
-            pending.extend((copy, position) for position in range(len(copy)))
+            items = list(item)
+            container[index] = items
+            pending.extend((items, position) for position in range(len(items)))
         elif isinstance(item, dict):
-            container[index] = copy = {_UNSTORABLE_CHARACTERS.sub("\ufffd", str(key)): v for key, v in item.items()}
-            pending.extend((copy, key) for key in copy)
+            fields = {_UNSTORABLE_CHARACTERS.sub("\ufffd", str(key)): v for key, v in item.items()}
+            container[index] = fields
+            pending.extend((fields, key) for key in fields)
     return root[0]
 
 
