@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from scorer_fast import lambda_handler
 from scorer_fast.api import NESTED_TOO_DEEPLY
 from scorer_fast.models import AccountAPIKeyAnalytics, Passport, Score
 from tests import factories
@@ -123,3 +124,42 @@ def test_a_body_nested_hundreds_deep_is_scored_and_recorded_once(client, partner
     row = AccountAPIKeyAnalytics.objects.get()
     assert (row.status_code, row.payload["scorer_id"]) == (200, community.id)
     assert json.dumps(row.payload["x"]).replace(", ", ",") == nested
+
+
+_ALB = {"requestContext": {"elb": {"targetGroupArn": "arn"}}, "httpMethod": "GET", "path": "/health", "headers": {}}
+_V1 = {"httpMethod": "GET", "path": "/health", "requestContext": {"stage": "prod"}}
+_V2_HTTP = {"method": "GET", "path": "/health", "protocol": "HTTP/1.1", "sourceIp": "10.0.0.1"}
+_V2 = {
+    "version": "2.0",
+    "rawPath": "/health",
+    "rawQueryString": "",
+    "headers": {},
+    "requestContext": {"http": _V2_HTTP},
+}
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        ({**_ALB, "queryStringParameters": ["a", "b"]}, "queryStringParameters"),
+        ({**_V1, "multiValueQueryStringParameters": "a=b"}, "multiValueQueryStringParameters"),
+        ({**_ALB, "httpMethod": "POST", "body": "\udcff"}, "body"),
+        ({**_V1, "multiValueHeaders": {"Host": []}}, "multiValueHeaders"),
+        ({**_V2, "cookies": [1]}, "cookies"),
+        ({**_V2, "cookies": "a=b"}, "cookies"),
+    ],
+    ids=[
+        "alb-query-list",
+        "v1-multi-query-string",
+        "lone-surrogate-body",
+        "empty-header-list",
+        "cookie-int",
+        "cookie-str",
+    ],
+)
+def test_a_malformed_lambda_event_is_a_400_naming_the_field_not_a_500(event, field, caplog):
+    """Each of these reached the WSGI adapter, which raised (TypeError, IndexError, UnicodeEncodeError): a 500."""
+    response = lambda_handler.handler(event, None)
+    assert response["statusCode"] == 400
+    assert json.loads(response["body"]) == {"error": f"Not an HTTP event: missing or malformed field {field!r}"}
+    assert not any(record.levelname == "ERROR" for record in caplog.records)
