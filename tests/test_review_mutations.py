@@ -1,11 +1,15 @@
 """Tests added by the adversarial review where a deliberate breakage survived the suite."""
 
 import json
+import re
+from datetime import UTC, datetime
 
 import pytest
 
-from scorer_fast.models import Event, Passport, Score
+from scorer_fast import lambda_handler
+from scorer_fast.models import AccountAPIKey, AccountAPIKeyAnalytics, Event, Passport, Score
 from tests import factories
+from tests.test_admin import ADMIN, page, scored, viewer  # noqa: F401 (fixtures used by name)
 
 # The Redis fixtures of tests/test_rate_limits.py (the embedded server), used by name below.
 from tests.test_rate_limits import LIMITED, key_with_rate, rate_limits_on, redis_url, submit  # noqa: F401
@@ -49,3 +53,45 @@ def test_a_refused_v2_request_scores_nothing(client):
     assert (refused.status_code, json.loads(refused.content)) == (429, LIMITED)
     assert (Passport.objects.count(), Score.objects.count(), Event.objects.count()) == rows
     assert Score.objects.get().last_score_timestamp == last_scored
+
+
+@pytest.fixture
+def support(request):
+    """A read-only support engineer's client and the scored world of tests/test_admin.py."""
+    return request.getfixturevalue("viewer"), request.getfixturevalue("scored")
+
+
+def test_the_api_key_list_holds_no_piece_of_a_hash_not_even_url_quoted(support):
+    """A linked row would put the primary key (`<prefix>.<PBKDF2 hash>`) into its URL, quoted by the admin
+    (`$` → `_24`), which a search for the whole hash does not find."""
+    staff, world = support
+    key = factories.api_key(world[0].account, storage="pbkdf2")
+    row = AccountAPIKey.objects.get(prefix=key.split(".")[0])
+    html = page(staff, f"{ADMIN}/accountapikey/")
+    assert row.prefix in html
+    pieces = [piece for piece in re.split(r"[^A-Za-z0-9]", row.hashed_key.rsplit("$", 1)[1]) if len(piece) >= 8]
+    assert pieces and [piece for piece in pieces if piece in html] == []
+
+
+def test_a_usage_row_page_masks_every_secret_header_an_older_writer_stored(support):
+    staff, world = support
+    key = factories.api_key(world[0].account)
+    usage = AccountAPIKeyAnalytics.objects.create(
+        api_key=AccountAPIKey.objects.get(prefix=key.split(".")[0]),
+        path="/v2/x",
+        created_at=datetime.now(UTC),
+        status_code=200,
+        headers={"X-API-KEY": key, "Authorization": "Bearer jwt-secret", "cookie": "sessionid=cookie-secret"},
+    )
+    html = page(staff, f"{ADMIN}/accountapikeyanalytics/{usage.pk}/change/")
+    assert html.count("***") >= 3
+    assert key not in html and "jwt-secret" not in html and "cookie-secret" not in html
+
+
+def test_a_bad_lambda_event_is_logged_without_its_values(caplog):
+    """The log line names the event's top-level keys only: a broken event can still carry an API key or a JWT."""
+    event = {"httpMethod": 5, "path": "/v2/x", "headers": {"x-api-key": "key-secret", "authorization": "jwt-secret"}}
+    response = lambda_handler.handler(event, None)
+    assert response["statusCode"] == 400
+    logged = [str(record.__dict__) for record in caplog.records]
+    assert logged and not [line for line in logged if "key-secret" in line or "jwt-secret" in line]
