@@ -111,7 +111,9 @@ def test_recovering_a_signature_keeps_the_interpreters_recursion_limit():
 
 
 @pytest.mark.usefixtures("production_recursion_limit")
-@pytest.mark.parametrize("depth", [500, 900])
+# 500: deep enough for the recursive walk to fail, small enough for the real schema's btree index on `payload`
+# (a payload above ~2.7 kB compressed cannot be indexed, so its row cannot be written there at all).
+@pytest.mark.parametrize("depth", [500])
 def test_a_body_nested_hundreds_deep_is_scored_and_recorded_once(client, partner_key, settings, depth):
     """Parsable, so served: the usage row must not fail on it afterwards (a RecursionError there was a 500 sent
     after the scoring had committed)."""
