@@ -2,6 +2,7 @@
 a 5xx, and writes nothing it should not."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -165,3 +166,16 @@ def test_a_malformed_lambda_event_is_a_400_naming_the_field_not_a_500(event, fie
     assert response["statusCode"] == 400
     assert json.loads(response["body"]) == {"error": f"Not an HTTP event: missing or malformed field {field!r}"}
     assert not any(record.levelname == "ERROR" for record in caplog.records)
+
+
+@pytest.mark.parametrize("request_id", ["a\nb", "a\rb", "x" * 201, "\u4e2d", "a b"])
+def test_an_unusable_caller_request_id_is_replaced_not_echoed(client, request_id):
+    """A CR or LF cannot go into the echoed header (Django raised: a 500, e.g. from a Lambda event); a huge one
+    would be copied into every log line. The caller's id is kept only when it is 1-200 visible ASCII characters."""
+    response = client.get("/health", HTTP_X_REQUEST_ID=request_id)
+    assert response.status_code == 200
+    assert re.fullmatch(r"[0-9a-f]{32}", response["X-Request-ID"])
+
+
+def test_a_usable_caller_request_id_is_echoed(client):
+    assert client.get("/health", HTTP_X_REQUEST_ID="Root=1-abc;Parent=2").get("X-Request-ID") == "Root=1-abc;Parent=2"
