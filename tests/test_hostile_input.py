@@ -3,6 +3,7 @@ a 5xx, and writes nothing it should not."""
 
 import json
 import re
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from scorer_fast import lambda_handler
 from scorer_fast.api import NESTED_TOO_DEEPLY
 from scorer_fast.models import AccountAPIKeyAnalytics, Passport, Score
+from scorer_fast.services.analytics import TOO_LARGE_TO_STORE
 from tests import factories
 
 # The Redis fixtures of tests/test_rate_limits.py (the embedded server), used by name below.
@@ -179,3 +181,30 @@ def test_an_unusable_caller_request_id_is_replaced_not_echoed(client, request_id
 
 def test_a_usable_caller_request_id_is_echoed(client):
     assert client.get("/health", HTTP_X_REQUEST_ID="Root=1-abc;Parent=2").get("X-Request-ID") == "Root=1-abc;Parent=2"
+
+
+def test_a_path_longer_than_its_column_still_leaves_a_usage_row(client, partner_key, settings):
+    """`path` is varchar(1000): a longer one made the insert fail and the request went unrecorded."""
+    settings.FF_API_ANALYTICS = True
+    community, key = partner_key
+    path = f"/v2/stamps/{community.id}/score/0x{'a' * 2000}"
+    response = client.get(path, HTTP_X_API_KEY=key)
+    assert (response.status_code, response.json()) == (400, {"error": "Invalid address."})
+    row = AccountAPIKeyAnalytics.objects.get()
+    assert (row.status_code, row.path, row.error) == (400, path[:1000], "Invalid address.")
+
+
+def test_values_too_large_for_the_real_schemas_indexes_still_leave_a_usage_row(client, partner_key, settings):
+    """The production table has btree indexes on `query_params` and `payload` (an entry cannot exceed ~2.7 kB):
+    a partner adding 4 kB of query string or body made its requests unrecorded. There the large value becomes a
+    marker; on the models' tables (no such index) it is stored whole."""
+    settings.FF_API_ANALYTICS = True
+    community, key = partner_key
+    noise = secrets.token_hex(2000)
+    v2 = client.get(f"/v2/stamps/{community.id}/score/0x{'a' * 40}?x={noise}", HTTP_X_API_KEY=key)
+    body = json.dumps({"address": "0x" + "a" * 40, "scorer_id": community.id, "x": noise})
+    v1 = client.post(URL, body, content_type="application/json", HTTP_X_API_KEY=key)
+    assert (v2.status_code, v1.status_code) == (200, 200)
+    first, second = AccountAPIKeyAnalytics.objects.order_by("id")
+    assert first.query_params in ({"x": [noise]}, TOO_LARGE_TO_STORE) and first.status_code == 200
+    assert second.payload in (json.loads(body), TOO_LARGE_TO_STORE) and second.status_code == 200
