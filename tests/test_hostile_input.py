@@ -208,3 +208,21 @@ def test_values_too_large_for_the_real_schemas_indexes_still_leave_a_usage_row(c
     first, second = AccountAPIKeyAnalytics.objects.order_by("id")
     assert first.query_params in ({"x": [noise]}, TOO_LARGE_TO_STORE) and first.status_code == 200
     assert second.payload in (json.loads(body), TOO_LARGE_TO_STORE) and second.status_code == 200
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=ValueError,
+    reason="defect in scorer_fast/db/queries.py (community_of_account) and services/use_cases.py (v2_score's "
+    "negative-id check): str.isdigit() accepts '²', int() refuses it, a 500; `.isascii() and .isdigit()` fixes both. "
+    "Reported to their owner; remove this mark with the fix.",
+)
+@pytest.mark.parametrize("route", ["v2", "submit-passport"])
+def test_a_scorer_id_of_non_ascii_digits_is_no_scorer_not_a_500(client, partner_key, route):
+    _community, key = partner_key
+    if route == "v2":
+        response = client.get(f"/v2/stamps/\u00b2/score/0x{'a' * 40}", HTTP_X_API_KEY=key)
+    else:
+        body = json.dumps({"address": "0x" + "a" * 40, "scorer_id": "\u00b2"})
+        response = client.post(URL, body, content_type="application/json", HTTP_X_API_KEY=key)
+    assert (response.status_code, response.json()) == (404, {"error": "No scorer matches the given criteria."})
