@@ -95,3 +95,31 @@ def test_a_bad_lambda_event_is_logged_without_its_values(caplog):
     assert response["statusCode"] == 400
     logged = [str(record.__dict__) for record in caplog.records]
     assert logged and not [line for line in logged if "key-secret" in line or "jwt-secret" in line]
+
+
+@pytest.fixture
+def partner_key():
+    owner = factories.account()
+    return factories.community(owner=owner, weights={"Google": 1}), factories.api_key(owner)
+
+
+def test_submit_passport_checks_the_address_before_the_scorer_id(client, partner_key):
+    """As the original: a bad address is 400 even when the scorer id is missing (422) or unknown (404)."""
+    _community, key = partner_key
+    for body in ({"address": "0x123"}, {"address": "0x123", "scorer_id": 999_999}):
+        response = client.post(
+            "/registry/submit-passport", json.dumps(body), content_type="application/json", HTTP_X_API_KEY=key
+        )
+        assert (response.status_code, response.json()) == (400, {"error": "Invalid address."})
+
+
+def test_the_usage_row_of_a_request_that_failed_in_the_database_names_the_error(client, partner_key, settings):
+    """A DatabaseError is no ScorerError: the row's `error` comes from the generic branch (decision 18)."""
+    settings.FF_API_ANALYTICS = True
+    _community, key = partner_key
+    body = json.dumps({"address": ADDRESS, "scorer_id": "a\x00b"})
+    response = client.post("/registry/submit-passport", body, content_type="application/json", HTTP_X_API_KEY=key)
+    assert response.status_code == 400
+    row = AccountAPIKeyAnalytics.objects.get()
+    assert row.status_code == 400 and row.error and "NUL" in row.error
+    assert key not in row.error
