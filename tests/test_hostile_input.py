@@ -15,6 +15,7 @@ from scorer_fast.api import NESTED_TOO_DEEPLY
 from scorer_fast.models import AccountAPIKeyAnalytics, Passport, Score
 from scorer_fast.services.analytics import TOO_LARGE_TO_STORE
 from tests import factories
+from tests.test_admin import ADMIN, support_user
 
 # The Redis fixtures of tests/test_rate_limits.py (the embedded server), used by name below.
 from tests.test_rate_limits import key_with_rate, rate_limits_on, redis_url, submit, v2  # noqa: F401
@@ -226,3 +227,10 @@ def test_a_scorer_id_of_non_ascii_digits_is_no_scorer_not_a_500(client, partner_
         body = json.dumps({"address": "0x" + "a" * 40, "scorer_id": "\u00b2"})
         response = client.post(URL, body, content_type="application/json", HTTP_X_API_KEY=key)
     assert (response.status_code, response.json()) == (404, {"error": "No scorer matches the given criteria."})
+
+
+@pytest.mark.parametrize("name", ["accountapikey", "humanpointsmultiplier", "passport"])
+def test_an_admin_page_for_a_key_with_a_nul_is_not_found_not_a_500(client, name):
+    client.force_login(support_user(rescore=True))
+    response = client.get(f"{ADMIN}/{name}/%00/change/")
+    assert response.status_code == 302 and response["Location"] == "/admin/"

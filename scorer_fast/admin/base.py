@@ -172,6 +172,12 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     def has_module_permission(self, request: HttpRequest) -> bool:
         return request.user.is_active and request.user.is_staff
 
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Any:
+        """No row has a NUL in its key (PostgreSQL text cannot hold one): "not found", not a DataError's 500."""
+        if "\x00" in object_id:
+            return None
+        return super().get_object(request, object_id, from_field)
+
 
 class AddressSearchAdmin(ReadOnlyAdmin):
     """`address_field` searched exactly (full address) or by prefix, so no table scan. A term that does not start
