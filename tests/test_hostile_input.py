@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from scorer_fast import lambda_handler
+from scorer_fast.admin.base import INVALID_SELECTION
 from scorer_fast.api import NESTED_TOO_DEEPLY
 from scorer_fast.models import AccountAPIKeyAnalytics, Passport, Score
 from scorer_fast.services.analytics import TOO_LARGE_TO_STORE
@@ -234,3 +235,14 @@ def test_an_admin_page_for_a_key_with_a_nul_is_not_found_not_a_500(client, name)
     client.force_login(support_user(rescore=True))
     response = client.get(f"{ADMIN}/{name}/%00/change/")
     assert response.status_code == 302 and response["Location"] == "/admin/"
+
+
+@pytest.mark.parametrize(("name", "action"), [("score", "recalculate_user_score"), ("ceramiccache", "undelete_stamps")])
+@pytest.mark.parametrize("selected", ["abc", "\x00", "", "1.5"])
+def test_an_admin_action_on_a_forged_selection_is_refused_with_a_message(client, name, action, selected):
+    client.force_login(support_user(rescore=True))
+    response = client.post(
+        f"{ADMIN}/{name}/", {"action": action, "_selected_action": [selected], "index": 0}, follow=True
+    )
+    assert response.status_code == 200
+    assert INVALID_SELECTION.replace("'", "&#x27;") in response.content.decode()
