@@ -34,10 +34,12 @@ def limited_partner(request):
     return owner, factories.community(owner=owner, weights={"Google": 1})
 
 
-@pytest.mark.parametrize("rate", ["10/0m", "3/0", "3/0s", "3/0d", "3/00h"])
-def test_a_rate_with_a_zero_length_window_never_limits_and_never_fails(client, limited_partner, rate):
-    """django-ratelimit divides by the window length (the original answers 500): such a rate is unparsable, like
-    "abc", so the key is served without a limit, as the decision for unparsable rates says."""
+@pytest.mark.parametrize(
+    "rate", ["10/0m", "3/0", "3/0s", "3/0d", "3/00h", "abc", "1.5/m", "os.getcwd", " 3/h", "/h"]
+)
+def test_an_unparsable_rate_never_limits_and_never_fails(client, limited_partner, rate):
+    """The original answers 500 for each: django-ratelimit divides by a zero-length window, imports a rate with
+    "." as a function, and cannot match the others. Such a key is served without a limit (docs/decisions.md)."""
     owner, community = limited_partner
     key = key_with_rate(owner, rate)
     assert [v2(client, community, key).status_code for _ in range(3)] == [200, 200, 200]
