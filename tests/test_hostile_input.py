@@ -35,7 +35,7 @@ def limited_partner(request):
 
 
 @pytest.mark.parametrize(
-    "rate", ["10/0m", "3/0", "3/0s", "3/0d", "3/00h", "abc", "1.5/m", "os.getcwd", " 3/h", "/h"]
+    "rate", ["10/0m", "3/0", "3/0s", "3/0d", "3/00h", "abc", "1.5/m", "5/m.x", "os.getcwd", " 3/h", "/h"]
 )
 def test_an_unparsable_rate_never_limits_and_never_fails(client, limited_partner, rate):
     """The original answers 500 for each: django-ratelimit divides by a zero-length window, imports a rate with
