@@ -35,6 +35,7 @@ _UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P0")
 # lock_timeout (lock_not_available) and statement_timeout (query_canceled): a bounded wait ran out.
 _BUSY_SQLSTATES = frozenset({"55P03", "57014"})
 UNSTORABLE_VALUE = "The request holds a value the database cannot store (such as a NUL character)."
+NESTED_TOO_DEEPLY = "Request body is not valid JSON: it nests too deeply."
 
 
 def _database_unreachable(exc: DatabaseError) -> bool:
@@ -66,6 +67,13 @@ def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
 @api.exception_handler(RequestDataTooBig)
 def _too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
     return _scorer_error(request, PayloadTooLarge())
+
+
+@api.exception_handler(RecursionError)
+def _nested_too_deeply(request: HttpRequest, exc: RecursionError) -> HttpResponse:
+    """Python's JSON parser recurses once per nesting level: `[[[[…` past the interpreter's limit is bad input."""
+    logger.warning("request body nests too deeply for the JSON parser")
+    return _scorer_error(request, BadRequest(NESTED_TOO_DEEPLY))
 
 
 @api.exception_handler(DatabaseError)

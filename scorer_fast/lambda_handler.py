@@ -87,6 +87,8 @@ def event_kind(event: Any) -> str:
         _require(isinstance(event.get("rawPath"), str), "rawPath")
         _require(isinstance(event.get("rawQueryString"), str), "rawQueryString")
         _require(_is_str_map(event.get("headers")), "headers")
+        cookies = event.get("cookies", [])
+        _require(isinstance(cookies, list) and all(isinstance(c, str) for c in cookies), "cookies")
         kind = "v2"
     elif event.get("version", "1.0") == "1.0":
         _require(isinstance(event.get("httpMethod"), str), "httpMethod")
@@ -94,12 +96,23 @@ def event_kind(event: Any) -> str:
         multi = event.get("multiValueHeaders")
         _require(multi is None or _is_list_map(multi), "multiValueHeaders")
         _require(multi is not None or _is_str_map(event.get("headers") or {}), "headers")
+        for field in ("queryStringParameters", "multiValueQueryStringParameters"):
+            _require(isinstance(event.get(field) or {}, dict), field)
         kind = "alb" if isinstance(context, dict) and "elb" in context else "v1"
     else:
         raise NotAnHttpEvent(f"unknown event version {event.get('version')!r}")
     body = event.get("body")
-    _require(body is None or isinstance(body, str), "body")
+    _require(body is None or (isinstance(body, str) and _encodable(body)), "body")
     return kind
+
+
+def _encodable(text: str) -> bool:
+    """A JSON event can carry a lone surrogate (`"\\udcff"`), which no UTF-8 body holds."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _is_base64(body: str) -> bool:
@@ -120,8 +133,9 @@ def _is_str_map(value: Any) -> bool:
 
 
 def _is_list_map(value: Any) -> bool:
+    """Multi-value headers: each a non-empty list of strings (the adapter reads the last value)."""
     return isinstance(value, dict) and all(
-        isinstance(v, list) and all(isinstance(item, str) for item in v) for v in value.values()
+        isinstance(v, list) and v and all(isinstance(item, str) for item in v) for v in value.values()
     )
 
 

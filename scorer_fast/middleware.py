@@ -2,6 +2,7 @@
 
 import hmac
 import logging
+import re
 import time
 import uuid
 
@@ -16,6 +17,9 @@ from scorer_fast.services.analytics import record_api_usage
 logger = logging.getLogger("scorer_fast.access")
 _API_PREFIXES = ("/v2/", "/internal/", "/ceramic-cache/", "/registry/")
 _INTERNAL_SCORE_PREFIX = "/internal/score/"
+# A caller's request id is echoed in a response header and every log line: visible ASCII only (a CR or LF cannot
+# go into a header: Django raises, a 500) and bounded; anything else gets a fresh id.
+_CALLER_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,200}")
 
 
 class RequestContextMiddleware:
@@ -23,7 +27,7 @@ class RequestContextMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+        request_id = _caller_request_id(request) or uuid.uuid4().hex
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         try:
@@ -83,6 +87,11 @@ class RequestContextMiddleware:
     def _rollout_allows(request: HttpRequest) -> bool:
         header = settings.ROLLOUT_ROUTING_HEADER
         return not header or request.headers.get(header, "").lower() == "true"
+
+
+def _caller_request_id(request: HttpRequest) -> str | None:
+    value = request.headers.get("X-Request-ID", "")
+    return value if _CALLER_REQUEST_ID.fullmatch(value) else None
 
 
 def _content_length(request: HttpRequest) -> int:

@@ -6,10 +6,12 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Model, Q, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseBase, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
@@ -143,6 +145,9 @@ def changelist_link(model_name: str, text: Any, **params: Any) -> str:
     return format_html('<a href="{}?{}">{}</a>', reverse(f"admin:scorer_fast_{model_name}_changelist"), query, text)
 
 
+INVALID_SELECTION = "The selection holds an id that is not one of this table's; nothing was done."
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Nothing is added, edited or deleted here: writes go through the scoring service (the actions)."""
 
@@ -171,6 +176,27 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return request.user.is_active and request.user.is_staff
+
+    def response_action(self, request: HttpRequest, queryset: QuerySet) -> HttpResponseBase | None:
+        """Selected ids come from the form: one that is not a key of this table (`abc` for an integer key, a NUL)
+        is refused with a message; Django would raise while the action reads the rows (a 500)."""
+        key = self.model._meta.pk
+        assert key is not None
+        try:
+            for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
+                if "\x00" in value:
+                    raise ValidationError("NUL")
+                key.to_python(value)
+        except ValidationError:
+            self.message_user(request, INVALID_SELECTION, messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+        return super().response_action(request, queryset)
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Any:
+        """No row has a NUL in its key (PostgreSQL text cannot hold one): "not found", not a DataError's 500."""
+        if "\x00" in object_id:
+            return None
+        return super().get_object(request, object_id, from_field)
 
 
 class AddressSearchAdmin(ReadOnlyAdmin):

@@ -1,6 +1,7 @@
 """EIP-191 (`personal_sign`) signatures of POST /registry/submit-passport, recovered with eth-account."""
 
 import re
+import sys
 from functools import cache
 from typing import Any
 
@@ -35,9 +36,16 @@ def recover_signer(message: str, signature: str) -> str:
 
 @cache
 def _eth_account() -> tuple[Any, Any, type[Exception]]:
-    """Imported on first use: eth-account takes ~1 s to import, which no other route should pay at start-up."""
-    from eth_account import Account
-    from eth_account.messages import encode_defunct
-    from eth_keys.exceptions import BadSignature
+    """Imported on first use: eth-account takes ~1 s to import, which no other route should pay at start-up.
 
+    Its dependency py_ecc raises the interpreter's recursion limit to 100,000 at import; with that limit a request
+    body of 100,000 `[` overflows the C stack inside the JSON parser and the worker dies (SIGSEGV) instead of
+    answering 400. Recovering a signature needs no deep recursion, so the limit is put back."""
+    recursion_limit = sys.getrecursionlimit()
+    try:
+        from eth_account import Account
+        from eth_account.messages import encode_defunct
+        from eth_keys.exceptions import BadSignature
+    finally:
+        sys.setrecursionlimit(recursion_limit)
     return Account, encode_defunct, BadSignature

@@ -21,8 +21,9 @@ logger = logging.getLogger(__name__)
 # Every route this service limits (the v2 score route, submit-passport) is in the original's "registry" group;
 # the "analysis" group belongs to routes served elsewhere.
 REGISTRY_GROUP = "registry"
-# What django-ratelimit can parse (a prefix match, like its own); a rate with "." would be an import path there.
-_RATE = re.compile(r"[\d]+/[\d]*[smhd]?")
+# What django-ratelimit can parse (a prefix match, like its own: count, period multiplier, unit); a rate with "."
+# would be an import path there, and a zero multiplier ("10/0m") a zero-length window it divides by.
+_RATE = re.compile(r"([\d]+)/([\d]*)([smhd])?")
 
 
 def rate_limited_message() -> str:
@@ -39,7 +40,7 @@ def enforce_rate_limit(request: HttpRequest, principal: ApiKeyPrincipal) -> None
     rate = principal.rate_limit
     if not settings.RATELIMIT_ENABLE or not rate:
         return
-    if "." in rate or not _RATE.match(rate):
+    if not _parsable(rate):
         logger.warning("unparsable rate_limit on an API key; not limiting", extra={"rate_limit": rate})
         return
     try:
@@ -56,3 +57,8 @@ def enforce_rate_limit(request: HttpRequest, principal: ApiKeyPrincipal) -> None
         return
     if limited:
         raise RateLimited(rate_limited_message())
+
+
+def _parsable(rate: str) -> bool:
+    match = _RATE.match(rate)
+    return "." not in rate and match is not None and int(match.group(2) or 1) > 0
