@@ -19,7 +19,7 @@ from tests import factories
 from tests.test_admin import ADMIN, support_user
 
 # The Redis fixtures of tests/test_rate_limits.py (the embedded server), used by name below.
-from tests.test_rate_limits import key_with_rate, rate_limits_on, redis_url, submit, v2  # noqa: F401
+from tests.test_rate_limits import key_with_rate, submit, v2
 
 pytestmark = pytest.mark.django_db
 URL = "/registry/submit-passport"

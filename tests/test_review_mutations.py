@@ -12,7 +12,7 @@ from tests import factories
 from tests.test_admin import ADMIN, page, scored, viewer  # noqa: F401 (fixtures used by name)
 
 # The Redis fixtures of tests/test_rate_limits.py (the embedded server), used by name below.
-from tests.test_rate_limits import LIMITED, key_with_rate, rate_limits_on, redis_url, submit  # noqa: F401
+from tests.test_rate_limits import LIMITED, key_with_rate, submit
 
 pytestmark = pytest.mark.django_db
 ADDRESS = "0x" + "a" * 40
