@@ -17,11 +17,16 @@ _MAX_SOCKET_DIR = 80
 
 
 def data_dir() -> Path:
-    configured = os.environ.get("PGSERVER_DATA")
-    path = Path(configured) if configured else REPO_ROOT / ".pgdata"
+    return socket_safe_folder(os.environ.get("PGSERVER_DATA") or REPO_ROOT / ".pgdata", "pg")
+
+
+def socket_safe_folder(path: str | Path, kind: str) -> Path:
+    """The (created) folder of an embedded server's data and Unix socket: `path`, or a short folder under /tmp
+    named after it when a socket inside `path` would exceed the length limit."""
+    path = Path(path)
     if len(str(path)) > _MAX_SOCKET_DIR:
         digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
-        path = Path(tempfile.gettempdir()) / f"scorer_fast_pg_{digest}"
+        path = Path(tempfile.gettempdir()) / f"scorer_fast_{kind}_{digest}"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

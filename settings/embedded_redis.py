@@ -7,26 +7,19 @@ Nothing is persisted: counters are caches.
 """
 
 import fcntl
-import hashlib
 import os
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
+from settings.embedded_pg import socket_safe_folder
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-_MAX_SOCKET_DIR = 80  # a Unix socket path may not exceed ~107 bytes
 _START_TIMEOUT_SECONDS = 10
 
 
 def data_dir() -> Path:
-    configured = os.environ.get("REDIS_DATA")
-    path = Path(configured) if configured else REPO_ROOT / ".redis"
-    if len(str(path)) > _MAX_SOCKET_DIR:
-        digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
-        path = Path(tempfile.gettempdir()) / f"scorer_fast_redis_{digest}"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return socket_safe_folder(os.environ.get("REDIS_DATA") or REPO_ROOT / ".redis", "redis")
 
 
 def socket_path() -> Path:
