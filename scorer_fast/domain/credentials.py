@@ -2,7 +2,7 @@
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +15,9 @@ class CachedStamp:
 
     provider: str
     credential: dict[str, Any]
+    # jsonb's text of the stored credential, when it was read from the database: what the proof cache and the
+    # registry_stamp comparison use, so a stored credential is never serialized again on the hot path.
+    text: str | None = field(default=None, compare=False)
 
 
 def parse_expiration(credential: dict[str, Any]) -> datetime | None:

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 
-from scorer_fast.db import registry
+from scorer_fast.db import events
 from scorer_fast.errors import RateLimited, ScorerError
 from scorer_fast.services.api_keys import ApiKeyPrincipal
 
@@ -57,7 +57,7 @@ def record_api_usage(request: HttpRequest, response: HttpResponse) -> None:
     if usage is None:
         return
     try:
-        registry.api_key_analytics_insert(
+        events.api_key_analytics_insert(
             api_key_id=usage.principal.key_id,
             path=_storable(request.path),
             query_params=_storable({key: request.GET.getlist(key) for key in request.GET}),

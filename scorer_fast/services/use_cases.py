@@ -8,14 +8,15 @@ from typing import Any
 
 from django.conf import settings
 
-from scorer_fast.db import queries
-from scorer_fast.db.queries import CommunityRow, NewCeramicRow
+from scorer_fast.db import ceramic, keys, scores
+from scorer_fast.db.ceramic import NewCeramicRow
+from scorer_fast.db.keys import CommunityRow
 from scorer_fast.db.transactions import run_durable
 from scorer_fast.domain.addresses import normalize_address
 from scorer_fast.domain.credentials import CachedStamp
 from scorer_fast.domain.formats import score_response
 from scorer_fast.domain.proofs import RequestProofs
-from scorer_fast.errors import BadRequest, InvalidScorerId, NotFound, ScoreCalculationFailed
+from scorer_fast.errors import BadRequest, InvalidAddress, InvalidScorerId, NotFound, ScoreCalculationFailed
 from scorer_fast.observability import annotate
 from scorer_fast.services import scoring
 from scorer_fast.services.api_keys import ApiKeyPrincipal
@@ -45,11 +46,12 @@ def _score(address: str, community: CommunityRow, proofs: RequestProofs) -> dict
     return score_response(address, scoring.score_address(address=address, community=community, proofs=proofs))
 
 
-def _rescore(address: str, community: CommunityRow) -> dict[str, Any]:
-    """Proofs are checked before the transaction; the transaction only reads, de-duplicates and writes."""
+def _rescore(address: str, community: CommunityRow, stamps: list[CachedStamp] | None = None) -> dict[str, Any]:
+    """Proofs are checked before the transaction; the transaction only reads, de-duplicates and writes.
+    `stamps`: the address's live stamps when the caller read them with the community."""
     annotate(address=address, scorer_id=community.id)
-    proofs = scoring.check_proofs_ahead(address)
-    return run_durable(lambda: _score(address, community, proofs))
+    proofs = scoring.check_proofs_ahead(address, stored=stamps)
+    return run_durable(lambda: _score(address, community, proofs), lock_address=address)
 
 
 # --- /v2 and /internal/score ------------------------------------------------------------------------------------
@@ -58,14 +60,20 @@ def _rescore(address: str, community: CommunityRow) -> dict[str, Any]:
 def v2_score(*, principal: ApiKeyPrincipal, scorer_ref: str, raw_address: str) -> dict[str, Any]:
     if scorer_ref.lstrip("-").isdigit() and int(scorer_ref) < 0:
         scorer_ref = str(settings.DEMO_API_SCORER_ID)
-    community = queries.community_of_account(scorer_ref, principal.account_id)
+    try:
+        address: str | None = normalize_address(raw_address)
+    except InvalidAddress:
+        address = None  # the unknown scorer's 404 still comes first
+    community, stamps = keys.community_of_account(scorer_ref, principal.account_id, stamps_of=address)
     if community is None:
         raise NotFound(NO_SCORER)
-    return _rescore(normalize_address(raw_address), community)
+    if address is None:
+        raise InvalidAddress()
+    return _rescore(address, community, stamps)
 
 
 def internal_score(*, scorer_id: int, raw_address: str) -> dict[str, Any]:
-    community = queries.community_get(scorer_id)
+    community = keys.community_get(scorer_id)
     if community is None:
         raise NotFound(NO_COMMUNITY)
     address = normalize_address(raw_address)
@@ -80,7 +88,7 @@ def internal_score(*, scorer_id: int, raw_address: str) -> dict[str, Any]:
 
 def _embed_community(scorer_id: int) -> CommunityRow:
     resolved = _demo_scorer_if_negative(scorer_id)
-    community = queries.community_get(resolved) if resolved is not None else None
+    community = keys.community_get(resolved) if resolved is not None else None
     if community is None:
         raise InvalidScorerId()
     return community
@@ -142,12 +150,11 @@ def _write_then_score(
 
     def work() -> dict[str, Any]:
         if write is not None:
-            queries.address_lock(address)  # held until commit; scoring's own lock call is then a no-op wait
-            write()
+            write()  # under the address lock, which scoring needs too
         score = _score(address, community, proofs)
         return {"success": True, "stamps": live_stamps(address), "score": score}
 
-    return run_durable(work)
+    return run_durable(work, lock_address=address)
 
 
 # --- /ceramic-cache ---------------------------------------------------------------------------------------------------
@@ -155,7 +162,7 @@ def _write_then_score(
 
 def _ceramic_community(scorer_id: int | None = None) -> CommunityRow:
     resolved = scorer_id if scorer_id is not None else settings.CERAMIC_CACHE_SCORER_ID
-    community = queries.community_get(resolved) if resolved is not None else None
+    community = keys.community_get(resolved) if resolved is not None else None
     if community is None:
         raise NotFound(CERAMIC_COMMUNITY_MISSING)
     return community
@@ -194,7 +201,7 @@ def ceramic_delete_stamps(*, address: str, providers: list[Any]) -> dict[str, An
     names = _distinct_providers([SubmittedStamp(provider, None) for provider in providers])
 
     def soft_delete() -> None:
-        if queries.ceramic_soft_delete(address, names, datetime.now(UTC), v1_only=False) == 0:
+        if ceramic.soft_delete(address, names, datetime.now(UTC), v1_only=False) == 0:
             raise NotFound(NOTHING_TO_DELETE)
 
     return _write_then_score(address, _ceramic_community(), soft_delete, replaced=names)
@@ -212,7 +219,7 @@ def ceramic_score(*, address: str, alternate_scorer_id: int | None, use_stored: 
     community = _ceramic_community(alternate_scorer_id)
     annotate(address=address, scorer_id=community.id)
     if use_stored:
-        stored = queries.stored_score_get(address, community.id)
+        stored = scores.stored_score_get(address, community.id)
         if stored is not None and not (stored.expiration_date and stored.expiration_date < datetime.now(UTC)):
             points, possible = None, None
             if settings.HUMAN_POINTS_ENABLED and community.human_points_program:
@@ -237,7 +244,7 @@ def scorer_weights(community_id: int | None) -> dict[str, Any]:
     now = time.monotonic()
     if resolved is not None and (hit := _weights_cache.get(resolved)) and now - hit[0] < settings.WEIGHTS_CACHE_SECONDS:
         return hit[1]
-    weights = queries.scorer_weights_of_community(resolved) if resolved is not None else None
+    weights = keys.scorer_weights_of_community(resolved) if resolved is not None else None
     if weights is None:
         raise ScoreCalculationFailed(
             f"Unable to retrieve configured scorer! settings.CERAMIC_CACHE_SCORER_ID={settings.CERAMIC_CACHE_SCORER_ID}"

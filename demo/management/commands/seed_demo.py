@@ -15,8 +15,8 @@ from django.db import transaction
 
 from demo.issuer import demo_issuer_jwk
 from demo.signing import issue_stamp
-from scorer_fast.db import queries
-from scorer_fast.db.queries import NewCeramicRow
+from scorer_fast.db import ceramic
+from scorer_fast.db.ceramic import NewCeramicRow
 from scorer_fast.models import Account, AccountAPIKey, BinaryWeightedScorer, CeramicCache, Community, Scorer
 from scorer_fast.services.api_keys import new_api_key, sha256_hash
 from scorer_fast.services.stamps import SOURCE_APP_PASSPORT
@@ -136,7 +136,7 @@ class Command(BaseCommand):
                         provider, credential, credential["proof"]["proofValue"], issued, issued + timedelta(days=90)
                     )
                 )
-            queries.ceramic_insert(address, rows, issued, source_app=SOURCE_APP_PASSPORT, source_scorer_id=None)
+            ceramic.insert(address, rows, issued, source_app=SOURCE_APP_PASSPORT, source_scorer_id=None)
 
     def _print_usage(self, base_url: str, community_id: int, key: str) -> None:
         passing, failing, duplicate = DEMO_ADDRESSES
