@@ -66,7 +66,7 @@ def select_valid_stamps(
     did: str,
     trusted_issuers: frozenset[str],
     now: datetime,
-    verify_proofs: Callable[[list[dict[str, Any]]], list[bool]],
+    verify_proofs: Callable[[list[CachedStamp]], list[bool]],
 ) -> list[CachedStamp]:
     """Keep the stamps that count, in order. Cheap checks first; only survivors reach didkit, all at once."""
     candidates = []
@@ -92,7 +92,7 @@ def select_valid_stamps(
             logger.info("stamp dropped: %s", "; ".join(problems), extra={"provider": stamp.provider})
             continue
         candidates.append(stamp)
-    verdicts = verify_proofs([stamp.credential for stamp in candidates]) if candidates else []
+    verdicts = verify_proofs(candidates) if candidates else []
     valid = []
     for stamp, verified in zip(candidates, verdicts, strict=True):
         if verified:

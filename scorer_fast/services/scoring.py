@@ -64,7 +64,7 @@ def _valid_stamps(
         did=did_for(address),
         trusted_issuers=frozenset(settings.TRUSTED_IAM_ISSUERS),
         now=now,
-        verify_proofs=proofs.verify_many,
+        verify_proofs=proofs.verify_stamps,
     )
 
 
