@@ -45,6 +45,7 @@ def seed() -> tuple[int, str, str]:
 
     from demo.issuer import demo_issuer_jwk
     from demo.signing import issue_stamp
+    from scorer_fast.models import AccountAPIKey
     from tests import factories
 
     call_command("bootstrap_db", verbosity=0)
@@ -54,6 +55,10 @@ def seed() -> tuple[int, str, str]:
         owner=owner, weights={p: 2.5 for p in providers}, threshold="20", human_points_program=True
     )
     key = factories.api_key(owner)
+    # the rate-limit check runs (flags on) but never answers 429
+    AccountAPIKey.objects.filter(prefix=key.split(".")[0]).update(
+        rate_limit="1000000000/15m", embed_rate_limit="1000000000/15m"
+    )
     address = factories.address_of(1)
     now = datetime.now(UTC).replace(microsecond=0)
     for provider in providers:

@@ -54,7 +54,8 @@ call_command("bootstrap_db", verbosity=0)
 from tests import factories
 from demo.issuer import demo_issuer_jwk
 from demo.signing import issue_stamp
-from scorer_fast.models import CeramicCache
+from scorer_fast.models import AccountAPIKey, CeramicCache
+RATE_LIMIT = "1000000000/15m"
 jwk = demo_issuer_jwk()
 owner = factories.account()
 providers = [f"Provider{{i}}" for i in range({STAMPS_PER_ADDRESS})]
@@ -62,6 +63,10 @@ community = factories.community(
     owner=owner, weights={{p: 2.5 for p in providers}}, threshold="20", human_points_program=True
 )
 key = factories.api_key(owner)
+# Limits high enough that the production-flags mode measures the rate-limit check, never a 429.
+AccountAPIKey.objects.filter(prefix=key.split(".")[0]).update(
+    rate_limit=RATE_LIMIT, embed_rate_limit=RATE_LIMIT
+)
 now = datetime.now(UTC).replace(microsecond=0)
 rows, stamps = [], {{}}
 for n in range({addresses}):
@@ -193,8 +198,8 @@ PRODUCTION_FLAGS = {
     "HUMAN_POINTS_WRITE_ENABLED": "true",
     "FF_API_ANALYTICS": "on",
     "LOG_LEVEL": "INFO",
-    # Hook for the rate limits (django-ratelimit's switch; read by the settings once rate limiting exists). Whoever
-    # adds them also sets limits here high enough that this mode measures their cost, not 429 answers.
+    # The per-key rate limits (django-ratelimit on the embedded Redis); the seeded key's limits are set high enough
+    # that this mode measures their cost, not 429 answers.
     "RATELIMIT_ENABLE": "true",
 }
 FLAG_MODES = {"off": {}, "on": PRODUCTION_FLAGS}

@@ -1,5 +1,6 @@
 """ceramic_cache_ceramiccache (and its revocations): the stamps an address holds."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,9 +21,14 @@ SCORING_STAMPS = """
 """
 
 
-def cached_stamps(pairs: list[list[str]]) -> list[CachedStamp]:
-    """[provider, stamp text] pairs, as the statements that embed SCORING_STAMPS return them."""
-    return [CachedStamp(provider, sql.json_value(text), text) for provider, text in pairs]
+def cached_stamps(pairs: list[list[str]], known: Mapping[str, CachedStamp] | None = None) -> list[CachedStamp]:
+    """[provider, stamp text] pairs, as the statements that embed SCORING_STAMPS return them. A text in `known`
+    (stamps this request already read) is not parsed again: equal texts are the same jsonb value."""
+    known = known or {}
+    return [
+        CachedStamp(provider, known[text].credential if text in known else sql.json_value(text), text)
+        for provider, text in pairs
+    ]
 
 
 def stamps_for_scoring(address: str) -> list[CachedStamp]:

@@ -1,6 +1,7 @@
 """Passports, scores and their registry stamps (registry_passport, registry_score, registry_stamp), and the
 address lock that serializes the writers of one address."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -116,7 +117,9 @@ _POINTS = """
 _NO_POINTS = "NULL::text[] AS human_key_providers, NULL::bigint AS qualified_count, NULL::bool AS qualified_here"
 
 
-def scoring_snapshot(address: str, community_id: int, *, with_points: bool) -> ScoringSnapshot:
+def scoring_snapshot(
+    address: str, community_id: int, *, with_points: bool, known: Mapping[str, CachedStamp] | None = None
+) -> ScoringSnapshot:
     """Upsert the passport and its score row, then read the stamps, the stored registry stamps, the hash links
     and (`with_points`) the human-points rows — one round trip, under the address lock.
 
@@ -128,11 +131,11 @@ def scoring_snapshot(address: str, community_id: int, *, with_points: bool) -> S
     for _ in range(_UPSERT_ATTEMPTS):
         record = sql.fetch_one(_SnapshotRecord, statement, {"address": address, "community": community_id})
         if record is not None and record.score_id is not None:
-            return _snapshot(record)
+            return _snapshot(record, known)
     raise OperationalError(f"upsert found no row after {_UPSERT_ATTEMPTS} attempts")
 
 
-def _snapshot(record: _SnapshotRecord) -> ScoringSnapshot:
+def _snapshot(record: _SnapshotRecord, known: Mapping[str, CachedStamp] | None) -> ScoringSnapshot:
     assert record.score_id is not None
     links = {}
     if record.link_hashes:
@@ -147,7 +150,7 @@ def _snapshot(record: _SnapshotRecord) -> ScoringSnapshot:
     return ScoringSnapshot(
         passport_id=record.passport_id,
         score_id=record.score_id,
-        stamps=ceramic.cached_stamps(record.stamps),
+        stamps=ceramic.cached_stamps(record.stamps, known),
         stored_stamps=[(provider, text) for provider, text in record.stored_stamps],
         links=links,
         human_key_providers=set(record.human_key_providers or ()),

@@ -141,6 +141,9 @@ class RequestProofs:
     def __init__(self, verifier: ProofVerifier) -> None:
         self._verifier = verifier
         self._memo: dict[bytes, bool] = {}
+        # stamps read from the database for this request, by stored text: read again under the lock, an unchanged
+        # stamp is not parsed twice
+        self.read: dict[str, CachedStamp] = {}
 
     def verify_stamps(self, stamps: list[CachedStamp]) -> list[bool]:
         return self._verifier.verify_stamps(stamps, self._memo)

@@ -50,6 +50,7 @@ def check_proofs_ahead(
     caller already read them (`keys.community_of_account(stamps_of=…)`)."""
     proofs = RequestProofs(proof_verifier())
     live = ceramic.stamps_for_scoring(address) if stored is None else stored
+    proofs.read = {stamp.text: stamp for stamp in live if stamp.text is not None}
     stamps = [stamp for stamp in live if stamp.provider not in replaced_providers]
     with timed_step("verify_credentials"):
         _valid_stamps(address, [*stamps, *added], now=datetime.now(UTC), proofs=proofs)
@@ -74,7 +75,9 @@ def score_address(*, address: str, community: CommunityRow, proofs: RequestProof
     the transaction. Under the lock: one statement reads, the hash-link writes (only when links change) and one
     statement writes."""
     now = datetime.now(UTC)
-    snapshot = scores.scoring_snapshot(address, community.id, with_points=_may_earn_human_points(community, now))
+    snapshot = scores.scoring_snapshot(
+        address, community.id, with_points=_may_earn_human_points(community, now), known=proofs.read
+    )
     annotate(stamp_count=len(snapshot.stamps))
     writes = _Writes()
     try:
