@@ -1,0 +1,119 @@
+"""The statements a warm score sends (issue 11): what each round trip carries, not how long it takes."""
+
+import json
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from scorer_fast.domain import proofs
+from scorer_fast.models import Event, Score
+from tests import factories
+from tests.credentials import signed_stamp
+from tests.helpers import INTERNAL_AUTH
+
+A, B = "0x" + "a" * 40, "0x" + "b" * 40
+PROVIDERS = ["Google", "Ens", "Github"]
+
+
+@pytest.fixture
+def production_flags(settings):
+    settings.HUMAN_POINTS_ENABLED = True
+    settings.HUMAN_POINTS_WRITE_ENABLED = True
+    settings.HUMAN_POINTS_START_TIMESTAMP = 0
+    settings.FF_API_ANALYTICS = True
+    return settings
+
+
+def statements(capture: CaptureQueriesContext) -> list[str]:
+    return [" ".join(query["sql"].split()) for query in capture.captured_queries]
+
+
+def test_a_warm_v2_score_with_every_production_flag_is_eight_statements(committed_db, production_flags, client):
+    owner = factories.account()
+    community = factories.community(
+        owner=owner, weights={p: 2 for p in PROVIDERS}, threshold="1", human_points_program=True
+    )
+    key = factories.api_key(owner)
+    for provider in PROVIDERS:
+        factories.cache_stamp(A, signed_stamp(A, provider))
+    url = f"/v2/stamps/{community.id}/score/{A}"
+    assert client.get(url, HTTP_X_API_KEY=key).status_code == 200  # cold: writes the links and registry stamps
+
+    with CaptureQueriesContext(connection) as capture:
+        response = client.get(url, HTTP_X_API_KEY=key)
+
+    assert response.status_code == 200 and response.json()["passing_score"] is True
+    sent = statements(capture)
+    expected_starts = [
+        "SELECT id, account_id, hashed_key",  # the API key
+        "SELECT c.id, c.account_id, c.scorer_id",  # community, scorer setup and live stamps: before the lock
+        "BEGIN",
+        "SELECT pg_advisory_xact_lock(",  # with the transaction's timeouts
+        "WITH p_ins AS ( INSERT INTO registry_passport",  # upserts, stamps, registry stamps, links, points rows
+        "WITH w0 AS (INSERT INTO registry_humanpointscommunityqualifiedusers",  # every write after scoring
+        "COMMIT",
+        "INSERT INTO account_accountapikeyanalytics",  # the usage row, after the commit
+    ]
+    assert len(sent) == len(expected_starts), sent
+    for statement, start in zip(sent, expected_starts, strict=True):
+        assert statement.startswith(start), (start, statement[:120])
+    final_write = sent[5]
+    assert "UPDATE registry_score" in final_write and "INSERT INTO registry_event" in final_write
+    assert "registry_stamp" not in final_write  # unchanged registry stamps are left alone
+
+
+def test_a_rescore_keeps_a_deduplicated_stamp_without_touching_the_links(committed_db, client):
+    """The links read with the stamps cover every nullifier they carry: a rescore that changes no link writes
+    none (no savepoint, no failed insert and re-plan)."""
+    community = factories.community(weights={"Google": 1, "Ens": 2}, threshold="1")
+    factories.cache_stamp(A, signed_stamp(A, "Google", nullifiers=["v0:shared"]))
+    factories.cache_stamp(B, signed_stamp(B, "Google", nullifiers=["v0:shared"]))
+    factories.cache_stamp(B, signed_stamp(B, "Ens", nullifiers=["v0:ens-b"]))
+    url = f"/internal/score/v2/{community.id}/{B}"
+    assert client.get(f"/internal/score/v2/{community.id}/{A}", **INTERNAL_AUTH).status_code == 200
+    assert client.get(url, **INTERNAL_AUTH).status_code == 200
+
+    with CaptureQueriesContext(connection) as capture:
+        body = client.get(url, **INTERNAL_AUTH).json()
+
+    assert body["stamps"]["Google"]["dedup"] is True and body["stamps"]["Ens"]["dedup"] is False
+    sent = statements(capture)
+    assert not [s for s in sent if "registry_hashscorerlink" in s and not s.startswith("WITH p_ins")], sent
+    assert not [s for s in sent if s.startswith("SAVEPOINT")], sent
+
+
+def test_the_events_of_one_scoring_keep_their_order(committed_db, client):
+    """LDP (written while de-duplicating) before SCU (the score), as the original writes them."""
+    community = factories.community(weights={"Google": 1}, threshold="1")
+    factories.cache_stamp(A, signed_stamp(A, "Google", nullifiers=["v0:shared"]))
+    factories.cache_stamp(B, signed_stamp(B, "Google", nullifiers=["v0:shared"]))
+    client.get(f"/internal/score/v2/{community.id}/{A}", **INTERNAL_AUTH)
+    Event.objects.all().delete()
+
+    client.get(f"/internal/score/v2/{community.id}/{B}", **INTERNAL_AUTH)
+
+    assert list(Event.objects.order_by("id").values_list("action", flat=True)) == ["LDP", "SCU"]
+    assert Score.objects.get(passport__address=B).status == "DONE"
+
+
+@pytest.mark.django_db
+def test_submitted_stamps_reach_didkit_once_before_the_transaction(client, monkeypatch):
+    """A submitted credential is verified before the transaction; read back from jsonb under the lock (another
+    text, keys reordered) it is found again, so didkit never runs while the lock is held."""
+    community = factories.community(weights={"Google": 1, "Ens": 1}, threshold="1")
+    factories.cache_stamp(A, signed_stamp(A, "Ens"))
+    batches = []
+    real = proofs._verify_documents
+
+    async def counted(documents):
+        batches.append(len(documents))
+        return await real(documents)
+
+    monkeypatch.setattr(proofs, "_verify_documents", counted)
+    body = {"scorer_id": community.id, "stamps": [signed_stamp(A, "Google")]}
+
+    response = client.post(f"/internal/embed/stamps/{A}", json.dumps(body), content_type="application/json")
+
+    assert response.status_code == 200 and response.json()["score"]["score"] == "2.00000"
+    assert batches == [2]  # the stored Ens stamp and the submitted Google stamp, together, once
