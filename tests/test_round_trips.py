@@ -8,6 +8,7 @@ from django.test.utils import CaptureQueriesContext
 
 from scorer_fast.domain import proofs
 from scorer_fast.models import Event, Score
+from settings.database import database_from_url
 from tests import factories
 from tests.credentials import signed_stamp
 from tests.helpers import INTERNAL_AUTH
@@ -117,3 +118,15 @@ def test_submitted_stamps_reach_didkit_once_before_the_transaction(client, monke
 
     assert response.status_code == 200 and response.json()["score"]["score"] == "2.00000"
     assert batches == [2]  # the stored Ens stamp and the submitted Google stamp, together, once
+
+
+def test_prepared_statements_are_an_opt_in_of_the_database_url():
+    default = database_from_url("postgres://u:p@db.internal:5432/scorer", **URL_ARGS)["OPTIONS"]
+    assert default["prepare_threshold"] is None and "server_side_binding" not in default
+    opted = database_from_url("postgres://u@db/scorer?server_side_binding=true&prepare_threshold=5", **URL_ARGS)
+    assert opted["OPTIONS"]["server_side_binding"] is True and opted["OPTIONS"]["prepare_threshold"] == 5
+    off = database_from_url("postgres://u@db/scorer?server_side_binding=off&prepare_threshold=none", **URL_ARGS)
+    assert off["OPTIONS"]["server_side_binding"] is False and off["OPTIONS"]["prepare_threshold"] is None
+
+
+URL_ARGS = {"conn_max_age": 60, "connect_timeout": 3, "app_name": "scorer_fast"}
