@@ -149,6 +149,8 @@ def main() -> None:
         for _ in range(args.requests):
             one_request()
         profiler.disable()
+        if os.environ.get("PROFILE_DUMP"):
+            profiler.dump_stats(os.environ["PROFILE_DUMP"])
     finally:
         os.dup2(saved_stderr, 2)
     assert set(statuses) == {"200 OK"}, set(statuses)

@@ -2,7 +2,7 @@
 request of the workers and of PostgreSQL, round trips and address-lock hold time per request (from PostgreSQL's
 statement log, embedded server only) and peak RSS per worker, with the production flags off and on side by side.
 Usage: .venv/bin/python bench/run.py [--addresses 200] [--seconds 8] [--workers 2] [--flags both|on|off]
-[--routes all|v2]
+[--routes all|v2] [--prepared]
 
 It uses DATABASE_URL when set, else the embedded server (own data folder .pgdata-bench); the database
 `scorer_bench` is created anew each run. BENCH_PORT (default 8765) is the port gunicorn listens on.
@@ -202,7 +202,10 @@ PRODUCTION_FLAGS = {
     # that this mode measures their cost, not 429 answers.
     "RATELIMIT_ENABLE": "true",
 }
-FLAG_MODES = {"off": {}, "on": PRODUCTION_FLAGS}
+FLAG_MODES = {"off": {}, "on": PRODUCTION_FLAGS, "on+prepared": PRODUCTION_FLAGS}
+# "on+prepared": the production flags with protocol-level prepared statements (settings/database.py), the opt-in
+# for a direct connection or pgbouncer >= 1.21 with max_prepared_statements
+PREPARED_URL_OPTIONS = "server_side_binding=true&prepare_threshold=1"
 TRACED_ROUTES = ("v2 score, warm, one address", "v2 score, warm, many addresses")
 
 
@@ -250,6 +253,9 @@ def main() -> None:
     parser.add_argument("--flags", choices=("both", "on", "off"), default="both")
     parser.add_argument("--trace-requests", type=int, default=200, help="requests per statement-log pass")
     parser.add_argument("--routes", choices=("all", "v2"), default="all", help="v2: only the v2 score runs")
+    parser.add_argument(
+        "--prepared", action="store_true", help="also run the flags-on mode with server-side prepared statements"
+    )
     args = parser.parse_args()
 
     secret = "bench-secret-key-not-for-production-use"
@@ -299,14 +305,19 @@ def main() -> None:
     )
     if args.routes == "v2":
         routes = routes[:2]
-    modes = ("off", "on") if args.flags == "both" else (args.flags,)
+    modes: tuple[str, ...] = ("off", "on") if args.flags == "both" else (args.flags,)
+    if args.prepared:
+        modes += ("on+prepared",)
     results: dict[tuple[str, int], dict[str, dict]] = {}
     traces: dict[tuple[str, int], dict[str, dict]] = {}
     peaks: dict[str, list[float]] = {}
     pg_pid = measure.postmaster_pid(pgdata)
     for mode in modes:
         print(f"flags {mode}: serving with {args.workers} workers ...", flush=True)
-        server = Server({**env, **FLAG_MODES[mode]}, args.workers)
+        mode_env = {**env, **FLAG_MODES[mode]}
+        if mode == "on+prepared":
+            mode_env["DATABASE_URL"] = url + ("&" if "?" in url else "?") + PREPARED_URL_OPTIONS
+        server = Server(mode_env, args.workers)
         server.start()
         try:
             # Cold: a fresh server, every address once: each request verifies 10 proofs never seen by its worker.
@@ -363,7 +374,7 @@ def report(args, modes, results, traces, peaks) -> None:
                     f"| {name} | {concurrency} | {mode} | {t['round_trips']} | {t['lock_hold_mean_ms']} "
                     f"| {t['lock_hold_p95_ms']} | {t['errors']} |"
                 )
-        mode = modes[-1]
+        mode = "on" if "on" in modes else modes[-1]
         print(f"\nStatements of one warm v2 request (one address, flags {mode}):")
         for number, sql in enumerate(traces[(TRACED_ROUTES[0], 1)][mode]["example"], 1):
             print(f"  {number:2}. {sql[:110]}")

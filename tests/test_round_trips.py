@@ -1,11 +1,13 @@
 """The statements a warm score sends (issue 11): what each round trip carries, not how long it takes."""
 
 import json
+from dataclasses import dataclass
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from scorer_fast.db import sql
 from scorer_fast.domain import proofs
 from scorer_fast.models import Event, Score
 from settings.database import database_from_url
@@ -130,3 +132,17 @@ def test_prepared_statements_are_an_opt_in_of_the_database_url():
 
 
 URL_ARGS = {"conn_max_age": 60, "connect_timeout": 3, "app_name": "scorer_fast"}
+
+
+@dataclass(frozen=True)
+class _Pair:
+    a: int
+    b: str
+
+
+@pytest.mark.django_db
+def test_rows_are_built_by_column_name_and_a_drifted_statement_fails_loudly():
+    assert sql.fetch_one(_Pair, "SELECT 'x' AS b, 1 AS a") == _Pair(a=1, b="x")
+    assert sql.fetch_all(_Pair, "SELECT 2 AS a, 'y' AS b UNION ALL SELECT 3, 'z'") == [_Pair(2, "y"), _Pair(3, "z")]
+    with pytest.raises(TypeError, match="_Pair: the statement returns"):
+        sql.fetch_one(_Pair, "SELECT 1 AS a, 'x' AS c")

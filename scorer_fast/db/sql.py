@@ -74,12 +74,18 @@ def _field_names(record: type) -> frozenset[str]:
     return frozenset(field.name for field in fields(record))
 
 
-def _column_names(record: type, c: CursorWrapper) -> list[str]:
-    names = [column.name for column in c.description]
-    if set(names) != _field_names(record) or len(names) != len(set(names)):
-        raise TypeError(
-            f"{record.__name__}: the statement returns {names}, the record has {sorted(_field_names(record))}"
-        )
+_checked_columns: dict[tuple[type, str], list[str]] = {}
+
+
+def _column_names(record: type, sql: str, c: CursorWrapper) -> list[str]:
+    """The statement's column names, checked once per (record, statement text) against the record's fields."""
+    names = _checked_columns.get((record, sql))
+    if names is None:
+        names = [column.name for column in c.description]
+        if set(names) != _field_names(record) or len(names) != len(set(names)):
+            expected = sorted(_field_names(record))
+            raise TypeError(f"{record.__name__}: the statement returns {names}, the record has {expected}")
+        _checked_columns[(record, sql)] = names
     return names
 
 
@@ -88,7 +94,7 @@ def fetch_one(record: type[R], sql: str, params: Params = ()) -> R | None:
     c = cursor()
     c.execute(sql, params)
     row = c.fetchone()
-    return None if row is None else record(**dict(zip(_column_names(record, c), row, strict=True)))
+    return None if row is None else record(**dict(zip(_column_names(record, sql, c), row, strict=True)))
 
 
 def fetch_all(record: type[R], sql: str, params: Params = ()) -> list[R]:
@@ -97,7 +103,7 @@ def fetch_all(record: type[R], sql: str, params: Params = ()) -> list[R]:
     found = c.fetchall()
     if not found:
         return []
-    names = _column_names(record, c)
+    names = _column_names(record, sql, c)
     return [record(**dict(zip(names, row, strict=True))) for row in found]
 
 
