@@ -11,9 +11,10 @@ from scorer_fast.domain.credentials import CachedStamp
 CERAMIC_TYPE_V1 = 1
 
 # Live, unrevoked rows (any type); per provider the latest updated_at wins. The stamp comes as jsonb's own text
-# (canonical: one text per value), which keys the proof cache and is compared before anything is parsed.
+# (canonical: one text per value), which keys the proof cache and is compared before anything is parsed; `subject`
+# (its credentialSubject, still jsonb) lets a statement that embeds this one read the nullifiers without parsing.
 SCORING_STAMPS = """
-    SELECT DISTINCT ON (cc.provider) cc.provider, cc.stamp::text AS stamp
+    SELECT DISTINCT ON (cc.provider) cc.provider, cc.stamp::text AS stamp, cc.stamp -> 'credentialSubject' AS subject
     FROM ceramic_cache_ceramiccache cc
     LEFT JOIN ceramic_cache_revocation r ON r.ceramic_cache_id = cc.id
     WHERE cc.address = %(address)s AND cc.deleted_at IS NULL AND r.id IS NULL
@@ -32,7 +33,8 @@ def cached_stamps(pairs: list[list[str]], known: Mapping[str, CachedStamp] | Non
 
 
 def stamps_for_scoring(address: str) -> list[CachedStamp]:
-    return cached_stamps([list(row) for row in sql.rows(SCORING_STAMPS, {"address": address})])
+    rows = sql.rows(f"SELECT t.provider, t.stamp FROM ({SCORING_STAMPS}) t ORDER BY t.provider", {"address": address})
+    return cached_stamps([[provider, text] for provider, text in rows])
 
 
 @dataclass(frozen=True)

@@ -81,11 +81,9 @@ st AS ({stamps}),
 hashes AS (
     SELECT DISTINCT e.value #>> '{{}}' AS hash
     FROM st, LATERAL jsonb_array_elements(
-        CASE WHEN jsonb_typeof(st.stamp::jsonb -> 'credentialSubject') <> 'object' THEN '[]'::jsonb
-             WHEN st.stamp::jsonb -> 'credentialSubject' ? 'hash'
-                 THEN jsonb_build_array(st.stamp::jsonb -> 'credentialSubject' -> 'hash')
-             WHEN jsonb_typeof(st.stamp::jsonb -> 'credentialSubject' -> 'nullifiers') = 'array'
-                 THEN st.stamp::jsonb -> 'credentialSubject' -> 'nullifiers'
+        CASE WHEN jsonb_typeof(st.subject) <> 'object' THEN '[]'::jsonb
+             WHEN st.subject ? 'hash' THEN jsonb_build_array(st.subject -> 'hash')
+             WHEN jsonb_typeof(st.subject -> 'nullifiers') = 'array' THEN st.subject -> 'nullifiers'
              ELSE '[]'::jsonb END
     ) e
     WHERE jsonb_typeof(e.value) = 'string'
