@@ -56,7 +56,9 @@ def test_a_warm_v2_score_with_every_production_flag_is_eight_statements(committe
         "WITH p_ins AS ( INSERT INTO registry_passport",  # upserts, stamps, registry stamps, links, points rows
         "WITH w0 AS (INSERT INTO registry_humanpointscommunityqualifiedusers",  # every write after scoring
         "COMMIT",
-        "INSERT INTO account_accountapikeyanalytics",  # the usage row, after the commit
+        # the usage row, after the commit, without waiting for its WAL flush
+        "WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true)) "
+        "INSERT INTO account_accountapikeyanalytics",
     ]
     assert len(sent) == len(expected_starts), sent
     for statement, start in zip(sent, expected_starts, strict=True):
@@ -64,6 +66,9 @@ def test_a_warm_v2_score_with_every_production_flag_is_eight_statements(committe
     final_write = sent[5]
     assert "UPDATE registry_score" in final_write and "INSERT INTO registry_event" in final_write
     assert "registry_stamp" not in final_write  # unchanged registry stamps are left alone
+    with connection.cursor() as cursor:  # the usage row's setting ended with its own transaction
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone() == ("on",)
 
 
 def test_a_rescore_keeps_a_deduplicated_stamp_without_touching_the_links(committed_db, client):
