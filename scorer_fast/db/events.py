@@ -117,13 +117,19 @@ def api_key_analytics_insert(
     now: datetime,
 ) -> None:
     """account_accountapikeyanalytics; `response` is stored as a JSON string value (the body's text), `payload`
-    as JSON (None → SQL NULL)."""
+    as JSON (None → SQL NULL).
+
+    Written after the request's own commit, in its own single-statement transaction, which commits without waiting
+    for its WAL flush (`synchronous_commit` off for that transaction only): the row is visible at once, and only a
+    database crash within a fraction of a second could lose it — a usage row, never a score, stamp or link."""
     sql.execute(
         """
+        WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true))
         INSERT INTO account_accountapikeyanalytics
             (api_key_id, created_at, path, path_segments, query_params, headers, payload, response,
              response_skipped, error, status_code)
-        VALUES (%s, %s, %s, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, false, %s, %s)
+        SELECT %s, %s, %s, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, false, %s, %s
+        FROM async_commit
         """,
         [
             api_key_id,
