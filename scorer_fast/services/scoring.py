@@ -114,7 +114,7 @@ def _run_pipeline(
     snapshot: ScoringSnapshot,
     now: datetime,
     proofs: RequestProofs,
-    writes: "_Writes",
+    writes: _Writes,
 ) -> ScoreFields:
     """Adds to `writes` the rows to write with the score (they go in one statement after scoring)."""
     config = _scorer_config(community)
