@@ -151,3 +151,14 @@ def test_rows_are_built_by_column_name_and_a_drifted_statement_fails_loudly():
     assert sql.fetch_all(_Pair, "SELECT 2 AS a, 'y' AS b UNION ALL SELECT 3, 'z'") == [_Pair(2, "y"), _Pair(3, "z")]
     with pytest.raises(TypeError, match="_Pair: the statement returns"):
         sql.fetch_one(_Pair, "SELECT 1 AS a, 'x' AS c")
+
+
+def test_the_reused_cursor_follows_the_connection_it_belongs_to(committed_db):
+    first = sql.cursor()
+    assert sql.cursor() is first  # one cursor per connection, not per statement
+    backend = sql.one("SELECT pg_backend_pid()")
+    connection.close()  # as after CONN_MAX_AGE or a failed health check
+    connection.ensure_connection()  # and reopened by another statement first
+
+    assert sql.one("SELECT pg_backend_pid()") != backend  # a new connection, and a new cursor on it
+    assert sql.cursor() is not first
