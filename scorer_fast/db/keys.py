@@ -143,6 +143,20 @@ def _setup_sql(where: str, with_stamps: bool) -> str:
     return _COMMUNITY_SETUP.format(stamps=stamps) + where
 
 
+@dataclass(frozen=True)
+class CommunityFlags:
+    """What reading a stored score needs of a community: no scorer setup."""
+
+    id: int
+    human_points_program: bool
+
+
+def community_flags(community_id: int) -> CommunityFlags | None:
+    return sql.fetch_one(
+        CommunityFlags, "SELECT id, human_points_program FROM account_community WHERE id = %s", [community_id]
+    )
+
+
 def community_get(community_id: int) -> CommunityRow | None:
     """account_community by primary key (deleted_at is not filtered, as in the original)."""
     return _community(sql.fetch_one(_CommunityRecord, _setup_sql("WHERE c.id = %(id)s", False), {"id": community_id}))

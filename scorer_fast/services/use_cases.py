@@ -161,11 +161,15 @@ def _write_then_score(
 
 
 def _ceramic_community(scorer_id: int | None = None) -> CommunityRow:
-    resolved = scorer_id if scorer_id is not None else settings.CERAMIC_CACHE_SCORER_ID
+    resolved = _ceramic_scorer_id(scorer_id)
     community = keys.community_get(resolved) if resolved is not None else None
     if community is None:
         raise NotFound(CERAMIC_COMMUNITY_MISSING)
     return community
+
+
+def _ceramic_scorer_id(scorer_id: int | None) -> int | None:
+    return scorer_id if scorer_id is not None else settings.CERAMIC_CACHE_SCORER_ID
 
 
 def ceramic_add_stamps(*, address: str, items: list[SubmittedStamp]) -> dict[str, Any]:
@@ -215,16 +219,22 @@ def _distinct_providers(items: list[SubmittedStamp]) -> list[str]:
 
 
 def ceramic_score(*, address: str, alternate_scorer_id: int | None, use_stored: bool) -> dict[str, Any]:
-    """GET returns a stored, unexpired score as it is (with points); otherwise, and for POST, it rescores."""
-    community = _ceramic_community(alternate_scorer_id)
-    annotate(address=address, scorer_id=community.id)
+    """GET returns a stored, unexpired score as it is (with points); otherwise, and for POST, it rescores. The
+    stored-score read needs no scorer setup: the community is read with it only when scoring follows."""
     if use_stored:
-        stored = scores.stored_score_get(address, community.id)
+        resolved = _ceramic_scorer_id(alternate_scorer_id)
+        flags = keys.community_flags(resolved) if resolved is not None else None
+        if flags is None:
+            raise NotFound(CERAMIC_COMMUNITY_MISSING)
+        annotate(address=address, scorer_id=flags.id)
+        stored = scores.stored_score_get(address, flags.id)
         if stored is not None and not (stored.expiration_date and stored.expiration_date < datetime.now(UTC)):
             points, possible = None, None
-            if settings.HUMAN_POINTS_ENABLED and community.human_points_program:
+            if settings.HUMAN_POINTS_ENABLED and flags.human_points_program:
                 points, possible = scoring.points_for(address)
             return score_response(address, stored, points_data=points, possible_points_data=possible)
+    community = _ceramic_community(alternate_scorer_id)
+    annotate(address=address, scorer_id=community.id)
     return _rescore(address, community)
 
 
