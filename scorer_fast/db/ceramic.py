@@ -32,11 +32,6 @@ def cached_stamps(pairs: list[list[str]], known: Mapping[str, CachedStamp] | Non
     ]
 
 
-def stamps_for_scoring(address: str) -> list[CachedStamp]:
-    rows = sql.rows(f"SELECT t.provider, t.stamp FROM ({SCORING_STAMPS}) t ORDER BY t.provider", {"address": address})
-    return cached_stamps([[provider, text] for provider, text in rows])
-
-
 @dataclass(frozen=True)
 class LiveStampRow:
     id: int

@@ -162,11 +162,25 @@ def community_get(community_id: int) -> CommunityRow | None:
     return _community(sql.fetch_one(_CommunityRecord, _setup_sql("WHERE c.id = %(id)s", False), {"id": community_id}))
 
 
+def community_and_stamps(community_id: int, stamps_of: str | None) -> tuple[CommunityRow | None, list[CachedStamp]]:
+    """`community_get`, and (when `stamps_of` is an address) that address's live stamps, in one statement."""
+    record = sql.fetch_one(
+        _CommunityRecord,
+        _setup_sql("WHERE c.id = %(id)s", stamps_of is not None),
+        {"id": community_id, "address": stamps_of},
+    )
+    return _community(record), _stamps(record)
+
+
+def _stamps(record: _CommunityRecord | None) -> list[CachedStamp]:
+    return ceramic.cached_stamps(record.stamps) if record is not None and record.stamps is not None else []
+
+
 def community_of_account(
     scorer_ref: str, account_id: int, *, stamps_of: str | None = None
 ) -> tuple[CommunityRow | None, list[CachedStamp]]:
     """By external_scorer_id first, then by id, always owned by the key's account. With `stamps_of`, the same
-    statement also reads that address's live stamps for scoring (`ceramic.stamps_for_scoring`), so a request
+    statement also reads that address's live stamps for scoring (`ceramic.SCORING_STAMPS`), so a request
     learns everything it checks before the lock in one round trip."""
     record = sql.fetch_one(
         _CommunityRecord,
@@ -177,8 +191,7 @@ def community_of_account(
         ),
         {"account": account_id, "ref": scorer_ref, "id": _as_id(scorer_ref), "address": stamps_of},
     )
-    stamps = ceramic.cached_stamps(record.stamps) if record is not None and record.stamps is not None else []
-    return _community(record), stamps
+    return _community(record), _stamps(record)
 
 
 def _as_id(scorer_ref: str) -> int | None:

@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, transaction
 
-from scorer_fast.db import ceramic, events, hash_links, scores, sql
+from scorer_fast.db import events, hash_links, scores, sql
 from scorer_fast.db.keys import CommunityRow
 from scorer_fast.db.scores import ScoringSnapshot
 from scorer_fast.db.sql import Statement
@@ -39,19 +39,18 @@ def proof_verifier() -> ProofVerifier:
 def check_proofs_ahead(
     address: str,
     *,
+    stored: Sequence[CachedStamp],
     replaced_providers: Collection[str] = (),
     added: Sequence[CachedStamp] = (),
-    stored: Sequence[CachedStamp] | None = None,
 ) -> RequestProofs:
     """Verify, before the transaction, the proofs scoring will need: the address's stamps as they will be after
     this request's write. didkit (up to 100 proofs) then never runs while a pooled connection or the address lock
     is held; the check under the lock is answered from this request's memory and the verdict cache, and only a
-    stamp another writer changed in between reaches didkit there. `stored`: the address's live stamps when the
-    caller already read them (`keys.community_of_account(stamps_of=…)`)."""
+    stamp another writer changed in between reaches didkit there. `stored`: the address's live stamps, read with
+    the community (`keys.community_of_account` / `keys.community_and_stamps`)."""
     proofs = RequestProofs(proof_verifier())
-    live = ceramic.stamps_for_scoring(address) if stored is None else stored
-    proofs.read = {stamp.text: stamp for stamp in live if stamp.text is not None}
-    stamps = [stamp for stamp in live if stamp.provider not in replaced_providers]
+    proofs.read = {stamp.text: stamp for stamp in stored if stamp.text is not None}
+    stamps = [stamp for stamp in stored if stamp.provider not in replaced_providers]
     with timed_step("verify_credentials"):
         _valid_stamps(address, [*stamps, *added], now=datetime.now(UTC), proofs=proofs)
     return proofs
