@@ -162,3 +162,19 @@ def test_the_reused_cursor_follows_the_connection_it_belongs_to(committed_db):
 
     assert sql.one("SELECT pg_backend_pid()") != backend  # a new connection, and a new cursor on it
     assert sql.cursor() is not first
+
+
+@pytest.mark.django_db
+def test_an_unknown_scorer_is_reported_before_an_invalid_address(client):
+    """The community and the address's stamps are read in one statement, but the original's order of answers
+    stays: the scorer lookup fails first."""
+    owner = factories.account()
+    key = factories.api_key(owner)
+    v2 = client.get("/v2/stamps/999999/score/0x12", HTTP_X_API_KEY=key)
+    internal = client.get("/internal/score/v2/999999/0x12", **INTERNAL_AUTH)
+    embed = client.get("/internal/embed/score/999999/0x12")
+    assert (v2.status_code, internal.status_code, embed.status_code) == (404, 404, 400)
+    assert "scorer" in v2.content.decode().lower() and "community" in internal.content.decode().lower()
+    assert "Invalid scorer_id" in embed.content.decode()
+    community = factories.community(owner=owner)
+    assert "Invalid address" in client.get(f"/v2/stamps/{community.id}/score/0x12", HTTP_X_API_KEY=key).content.decode()
