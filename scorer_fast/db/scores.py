@@ -2,7 +2,7 @@
 address lock that serializes the writers of one address."""
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -209,21 +209,10 @@ def stamps_replace(passport_id: int, kept: list[CachedStamp]) -> list[Statement]
     return statements
 
 
-@dataclass(frozen=True)
-class _StoredScore:
-    score: Any
-    status: str
-    last_score_timestamp: datetime | None
-    error: str | None
-    evidence: Any
-    stamp_scores: Any
-    stamps: Any
-    expiration_date: datetime | None
-
-
 def stored_score_get(address: str, community_id: int) -> ScoreFields | None:
+    """The address's stored score in a community; its jsonb columns parsed as the original did."""
     row = sql.fetch_one(
-        _StoredScore,
+        ScoreFields,
         """
         SELECT s.score, s.status, s.last_score_timestamp, s.error, s.evidence, s.stamp_scores, s.stamps,
                s.expiration_date
@@ -234,13 +223,9 @@ def stored_score_get(address: str, community_id: int) -> ScoreFields | None:
     )
     if row is None:
         return None
-    return ScoreFields(
-        row.score,
-        row.status,
-        row.last_score_timestamp,
-        row.error,
-        sql.json_value(row.evidence),
-        sql.json_value(row.stamp_scores),
-        sql.json_value(row.stamps),
-        row.expiration_date,
+    return replace(
+        row,
+        evidence=sql.json_value(row.evidence),
+        stamp_scores=sql.json_value(row.stamp_scores),
+        stamps=sql.json_value(row.stamps),
     )
