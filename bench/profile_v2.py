@@ -1,6 +1,6 @@
 """Profile a warm v2 score in one process, with the production flags on: the WSGI application is called directly
 (no gunicorn, no sockets on the HTTP side), so what is left is the worker's own Python plus its database round trips.
-Usage: .venv/bin/python bench/profile_v2.py [--requests 500] [--top 35] [--flags on|off]
+Usage: .venv/bin/python bench/profile_v2.py [--requests 500] [--top 35] [--flags on|off] [--prepared N]
 
 Prints the worker CPU and wall time per request without the profiler, then cProfile's top functions by CPU (own time
 and cumulative) and own time summed by package. Uses its own embedded server (.pgdata-profile) or DATABASE_URL.
@@ -21,6 +21,8 @@ os.environ.setdefault("PGSERVER_DATA", str(REPO / ".pgdata-profile"))
 sys.path.insert(0, str(REPO))
 
 from run import PRODUCTION_FLAGS, STAMPS_PER_ADDRESS  # noqa: E402
+
+from bench import measure  # noqa: E402
 
 PACKAGES = ("scorer_fast", "django", "ninja", "pydantic", "psycopg", "opentelemetry", "logging", "json", "didkit")
 
@@ -45,6 +47,7 @@ def seed() -> tuple[int, str, str]:
 
     from demo.issuer import demo_issuer_jwk
     from demo.signing import issue_stamp
+    from scorer_fast.models import AccountAPIKey
     from tests import factories
 
     call_command("bootstrap_db", verbosity=0)
@@ -54,6 +57,10 @@ def seed() -> tuple[int, str, str]:
         owner=owner, weights={p: 2.5 for p in providers}, threshold="20", human_points_program=True
     )
     key = factories.api_key(owner)
+    # the rate-limit check runs (flags on) but never answers 429
+    AccountAPIKey.objects.filter(prefix=key.split(".")[0]).update(
+        rate_limit="1000000000/15m", embed_rate_limit="1000000000/15m"
+    )
     address = factories.address_of(1)
     now = datetime.now(UTC).replace(microsecond=0)
     for provider in providers:
@@ -81,6 +88,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--top", type=int, default=35)
     parser.add_argument("--flags", choices=("on", "off"), default="on")
+    parser.add_argument(
+        "--prepared",
+        type=int,
+        default=None,
+        metavar="N",
+        help="server-side binding, statements prepared from their N-th execution (settings/database.py)",
+    )
     parser.add_argument("--filter", default="", help="only functions whose file:line(name) matches this regex")
     args = parser.parse_args()
     if args.flags == "on":
@@ -88,6 +102,9 @@ def main() -> None:
     os.environ.update(DJANGO_SETTINGS_MODULE="settings.base", SCORER_ENV="development")
     embedded = not os.environ.get("DATABASE_URL")
     prepare_database()
+    if args.prepared is not None:
+        separator = "&" if "?" in os.environ["DATABASE_URL"] else "?"
+        os.environ["DATABASE_URL"] += f"{separator}server_side_binding=true&prepare_threshold={args.prepared}"
 
     import django
 
@@ -120,22 +137,28 @@ def main() -> None:
     try:
         for _ in range(50):
             one_request()
+        pg_processes = measure.children(measure.postmaster_pid(Path(os.environ["PGSERVER_DATA"])))
+        pg_cpu = measure.cpu_seconds(pg_processes)
         cpu, wall = time.process_time(), time.perf_counter()
         for _ in range(args.requests):
             one_request()
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        pg_cpu_used = measure.cpu_delta(pg_cpu, measure.cpu_seconds(pg_processes))
         profiler = cProfile.Profile(time.process_time)  # CPU, not the wait on PostgreSQL
         profiler.enable()
         for _ in range(args.requests):
             one_request()
         profiler.disable()
+        if os.environ.get("PROFILE_DUMP"):
+            profiler.dump_stats(os.environ["PROFILE_DUMP"])
     finally:
         os.dup2(saved_stderr, 2)
     assert set(statuses) == {"200 OK"}, set(statuses)
     n = args.requests
     print(
         f"flags {args.flags}: warm v2 score, {n} requests in process: worker CPU {cpu * 1000 / n:.2f} ms/request, "
-        f"wall {wall * 1000 / n:.2f} ms/request (the difference is mostly waiting on PostgreSQL)\n"
+        f"wall {wall * 1000 / n:.2f} ms/request (the difference is mostly waiting on PostgreSQL); "
+        f"PostgreSQL CPU {pg_cpu_used * 1000 / n:.2f} ms/request (embedded server only)\n"
     )
     stats = pstats.Stats(profiler)
     total = sum(own for (_cc, _nc, own, _cum, _callers) in stats.stats.values())

@@ -2,7 +2,7 @@
 request of the workers and of PostgreSQL, round trips and address-lock hold time per request (from PostgreSQL's
 statement log, embedded server only) and peak RSS per worker, with the production flags off and on side by side.
 Usage: .venv/bin/python bench/run.py [--addresses 200] [--seconds 8] [--workers 2] [--flags both|on|off]
-[--routes all|v2]
+[--routes all|v2] [--prepared]
 
 It uses DATABASE_URL when set, else the embedded server (own data folder .pgdata-bench); the database
 `scorer_bench` is created anew each run. BENCH_PORT (default 8765) is the port gunicorn listens on.
@@ -54,7 +54,8 @@ call_command("bootstrap_db", verbosity=0)
 from tests import factories
 from demo.issuer import demo_issuer_jwk
 from demo.signing import issue_stamp
-from scorer_fast.models import CeramicCache
+from scorer_fast.models import AccountAPIKey, CeramicCache
+RATE_LIMIT = "1000000000/15m"
 jwk = demo_issuer_jwk()
 owner = factories.account()
 providers = [f"Provider{{i}}" for i in range({STAMPS_PER_ADDRESS})]
@@ -62,6 +63,10 @@ community = factories.community(
     owner=owner, weights={{p: 2.5 for p in providers}}, threshold="20", human_points_program=True
 )
 key = factories.api_key(owner)
+# Limits high enough that the production-flags mode measures the rate-limit check, never a 429.
+AccountAPIKey.objects.filter(prefix=key.split(".")[0]).update(
+    rate_limit=RATE_LIMIT, embed_rate_limit=RATE_LIMIT
+)
 now = datetime.now(UTC).replace(microsecond=0)
 rows, stamps = [], {{}}
 for n in range({addresses}):
@@ -193,11 +198,14 @@ PRODUCTION_FLAGS = {
     "HUMAN_POINTS_WRITE_ENABLED": "true",
     "FF_API_ANALYTICS": "on",
     "LOG_LEVEL": "INFO",
-    # Hook for the rate limits (django-ratelimit's switch; read by the settings once rate limiting exists). Whoever
-    # adds them also sets limits here high enough that this mode measures their cost, not 429 answers.
+    # The per-key rate limits (django-ratelimit on the embedded Redis); the seeded key's limits are set high enough
+    # that this mode measures their cost, not 429 answers.
     "RATELIMIT_ENABLE": "true",
 }
-FLAG_MODES = {"off": {}, "on": PRODUCTION_FLAGS}
+FLAG_MODES = {"off": {}, "on": PRODUCTION_FLAGS, "on+prepared": PRODUCTION_FLAGS}
+# "on+prepared": the production flags with protocol-level prepared statements (settings/database.py), the opt-in
+# for a direct connection or pgbouncer >= 1.21 with max_prepared_statements
+PREPARED_URL_OPTIONS = "server_side_binding=true&prepare_threshold=1"
 TRACED_ROUTES = ("v2 score, warm, one address", "v2 score, warm, many addresses")
 
 
@@ -245,6 +253,9 @@ def main() -> None:
     parser.add_argument("--flags", choices=("both", "on", "off"), default="both")
     parser.add_argument("--trace-requests", type=int, default=200, help="requests per statement-log pass")
     parser.add_argument("--routes", choices=("all", "v2"), default="all", help="v2: only the v2 score runs")
+    parser.add_argument(
+        "--prepared", action="store_true", help="also run the flags-on mode with server-side prepared statements"
+    )
     args = parser.parse_args()
 
     secret = "bench-secret-key-not-for-production-use"
@@ -294,14 +305,19 @@ def main() -> None:
     )
     if args.routes == "v2":
         routes = routes[:2]
-    modes = ("off", "on") if args.flags == "both" else (args.flags,)
+    modes: tuple[str, ...] = ("off", "on") if args.flags == "both" else (args.flags,)
+    if args.prepared:
+        modes += ("on+prepared",)
     results: dict[tuple[str, int], dict[str, dict]] = {}
     traces: dict[tuple[str, int], dict[str, dict]] = {}
     peaks: dict[str, list[float]] = {}
     pg_pid = measure.postmaster_pid(pgdata)
     for mode in modes:
         print(f"flags {mode}: serving with {args.workers} workers ...", flush=True)
-        server = Server({**env, **FLAG_MODES[mode]}, args.workers)
+        mode_env = {**env, **FLAG_MODES[mode]}
+        if mode == "on+prepared":
+            mode_env["DATABASE_URL"] = url + ("&" if "?" in url else "?") + PREPARED_URL_OPTIONS
+        server = Server(mode_env, args.workers)
         server.start()
         try:
             # Cold: a fresh server, every address once: each request verifies 10 proofs never seen by its worker.
@@ -358,7 +374,7 @@ def report(args, modes, results, traces, peaks) -> None:
                     f"| {name} | {concurrency} | {mode} | {t['round_trips']} | {t['lock_hold_mean_ms']} "
                     f"| {t['lock_hold_p95_ms']} | {t['errors']} |"
                 )
-        mode = modes[-1]
+        mode = "on" if "on" in modes else modes[-1]
         print(f"\nStatements of one warm v2 request (one address, flags {mode}):")
         for number, sql in enumerate(traces[(TRACED_ROUTES[0], 1)][mode]["example"], 1):
             print(f"  {number:2}. {sql[:110]}")

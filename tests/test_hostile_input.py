@@ -214,20 +214,23 @@ def test_values_too_large_for_the_real_schemas_indexes_still_leave_a_usage_row(c
     assert second.payload in (json.loads(body), TOO_LARGE_TO_STORE) and second.status_code == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="defect in scorer_fast/db/queries.py (community_of_account) and services/use_cases.py (v2_score's "
-    "negative-id check): str.isdigit() accepts '²', int() refuses it, a 500; `.isascii() and .isdigit()` fixes both. "
-    "Reported to their owner; remove this mark with the fix.",
-)
+def _arabic_indic(number: int) -> str:
+    return "".join(chr(0x0660 + int(digit)) for digit in str(number))
+
+
 @pytest.mark.parametrize("route", ["v2", "submit-passport"])
-def test_a_scorer_id_of_non_ascii_digits_is_no_scorer_not_a_500(client, partner_key, route):
-    _community, key = partner_key
+@pytest.mark.parametrize("scorer_ref", ["\u00b2", "own id in Arabic-Indic digits", "9" * 5000, "-" + "9" * 5000])
+def test_a_scorer_id_that_is_not_ascii_digits_or_too_long_for_int_is_no_scorer_not_a_500(
+    client, partner_key, route, scorer_ref
+):
+    """str.isdigit() accepts "²" (int() refuses it) and "١٢" (int() reads it as 12); int() refuses over 4,300 digits."""
+    community, key = partner_key
+    if scorer_ref.startswith("own id"):
+        scorer_ref = _arabic_indic(community.id)
     if route == "v2":
-        response = client.get(f"/v2/stamps/\u00b2/score/0x{'a' * 40}", HTTP_X_API_KEY=key)
+        response = client.get(f"/v2/stamps/{scorer_ref}/score/0x{'a' * 40}", HTTP_X_API_KEY=key)
     else:
-        body = json.dumps({"address": "0x" + "a" * 40, "scorer_id": "\u00b2"})
+        body = json.dumps({"address": "0x" + "a" * 40, "scorer_id": scorer_ref})
         response = client.post(URL, body, content_type="application/json", HTTP_X_API_KEY=key)
     assert (response.status_code, response.json()) == (404, {"error": "No scorer matches the given criteria."})
 

@@ -156,7 +156,7 @@ class CommunityAdmin(ReadOnlyAdmin):
         if not term:
             return queryset, False
         match = Q(external_scorer_id=term) | Q(name__icontains=term)
-        if term.isdigit():
+        if term.isascii() and term.isdigit():
             match |= Q(pk=int(term))
         return queryset.filter(match), False
 

@@ -89,7 +89,7 @@ class CommunityFilter(ValueFilter):
 
     def clean(self, value: str) -> int | None:
         value = value.strip()
-        return int(value) if value.isdigit() else None
+        return int(value) if value.isascii() and value.isdigit() else None
 
 
 class ConditionFilter(admin.SimpleListFilter):

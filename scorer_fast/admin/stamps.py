@@ -18,7 +18,7 @@ from scorer_fast.admin.base import (
     pretty_json,
     redacted_credential,
 )
-from scorer_fast.db import queries
+from scorer_fast.db import scores
 from scorer_fast.services.stamps import SOURCE_APP_EMBED, SOURCE_APP_PASSPORT
 
 MAX_UNDELETE_SELECTION = 500
@@ -107,7 +107,7 @@ def _undelete(row: models.CeramicCache) -> str | None:
         return "no address"
     try:
         with transaction.atomic():
-            queries.address_lock(row.address)
+            scores.address_lock(row.address)
             changed = models.CeramicCache.objects.filter(pk=row.pk, deleted_at__isnull=False).update(
                 deleted_at=None, updated_at=datetime.now(UTC)
             )

@@ -13,7 +13,7 @@ from typing import TypeVar
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, OperationalError, transaction
 
-from scorer_fast.db import queries
+from scorer_fast.db import scores, sql
 from scorer_fast.errors import DatabaseBusy
 
 logger = logging.getLogger(__name__)
@@ -29,15 +29,14 @@ def sqlstate(exc: DatabaseError) -> str | None:
     return getattr(exc.__cause__, "sqlstate", None)
 
 
-def run_durable(work: Callable[[], T]) -> T:
-    """Run `work` in one durable transaction (all or nothing) with the configured statement and lock timeouts;
-    retry it from the start when a concurrent writer made it fail."""
+def run_durable(work: Callable[[], T], *, lock_address: str | None = None) -> T:
+    """Run `work` in one durable transaction (all or nothing) with the configured statement and lock timeouts,
+    holding the address lock of `lock_address` when given; retry it from the start when a concurrent writer made
+    it fail."""
     for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
         try:
             with transaction.atomic(durable=True):
-                queries.transaction_timeouts(
-                    statement_ms=settings.DB_STATEMENT_TIMEOUT_MS, lock_ms=settings.DB_LOCK_TIMEOUT_MS
-                )
+                _start(lock_address)
                 return work()
         except (IntegrityError, OperationalError) as exc:
             if sqlstate(exc) not in RETRYABLE_SQLSTATES:
@@ -50,3 +49,18 @@ def run_durable(work: Callable[[], T]) -> T:
                 "write conflict with another writer, retrying", extra={"attempt": attempt, "sqlstate": sqlstate(exc)}
             )
     raise AssertionError("unreachable")  # the last attempt returns or raises
+
+
+def _start(lock_address: str | None) -> None:
+    """Bound every statement and lock wait of the transaction (SET LOCAL semantics: nothing leaks to the next
+    client of a pooled connection, and no startup option a transaction pooler might refuse), then take the address
+    lock — one round trip. The timeouts are set in a subquery, so they apply to the lock wait of the same statement
+    (`OFFSET 0` keeps the planner from folding it into the lock's projection)."""
+    timeouts = [f"{settings.DB_STATEMENT_TIMEOUT_MS}ms", f"{settings.DB_LOCK_TIMEOUT_MS}ms"]
+    set_timeouts = "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true) OFFSET 0"
+    if lock_address is None:
+        sql.execute(set_timeouts, timeouts)
+    else:
+        sql.execute(
+            f"SELECT {scores.ADDRESS_LOCK} FROM ({set_timeouts}) timeouts", [scores.lock_key(lock_address), *timeouts]
+        )

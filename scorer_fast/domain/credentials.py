@@ -2,7 +2,7 @@
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +15,9 @@ class CachedStamp:
 
     provider: str
     credential: dict[str, Any]
+    # jsonb's text of the stored credential, when it was read from the database: what the proof cache and the
+    # registry_stamp comparison use, so a stored credential is never serialized again on the hot path.
+    text: str | None = field(default=None, compare=False)
 
 
 def parse_expiration(credential: dict[str, Any]) -> datetime | None:
@@ -63,7 +66,7 @@ def select_valid_stamps(
     did: str,
     trusted_issuers: frozenset[str],
     now: datetime,
-    verify_proofs: Callable[[list[dict[str, Any]]], list[bool]],
+    verify_proofs: Callable[[list[CachedStamp]], list[bool]],
 ) -> list[CachedStamp]:
     """Keep the stamps that count, in order. Cheap checks first; only survivors reach didkit, all at once."""
     candidates = []
@@ -89,7 +92,7 @@ def select_valid_stamps(
             logger.info("stamp dropped: %s", "; ".join(problems), extra={"provider": stamp.provider})
             continue
         candidates.append(stamp)
-    verdicts = verify_proofs([stamp.credential for stamp in candidates]) if candidates else []
+    verdicts = verify_proofs(candidates) if candidates else []
     valid = []
     for stamp, verified in zip(candidates, verdicts, strict=True):
         if verified:

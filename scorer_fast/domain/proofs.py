@@ -15,6 +15,8 @@ from typing import Any
 
 import didkit
 
+from scorer_fast.domain.credentials import CachedStamp
+
 logger = logging.getLogger(__name__)
 _PROOF_OPTIONS = json.dumps({"proofPurpose": "assertionMethod"})
 _thread_state = threading.local()
@@ -53,6 +55,13 @@ def proof_key(credential: dict[str, Any]) -> bytes:
     return hashlib.sha256(json.dumps(credential, sort_keys=True).encode()).digest()
 
 
+def stored_key(text: str) -> bytes:
+    """The key of a credential read from the database, from jsonb's own text of it: PostgreSQL writes one text per
+    jsonb value (keys in its order, fixed spacing), so equal texts are the same document and nothing is parsed or
+    serialized again to find a verdict. Prefixed so it can never equal a `proof_key`."""
+    return b"t" + hashlib.sha256(text.encode()).digest()
+
+
 class ProofVerifier:
     """Thread-safe, bounded (LRU) cache of definite verdicts in front of didkit."""
 
@@ -62,23 +71,48 @@ class ProofVerifier:
         self._lock = threading.Lock()
 
     def verify_many(self, credentials: list[dict[str, Any]], memo: dict[bytes, bool] | None = None) -> list[bool]:
-        """One verdict per credential. `memo` (one request's answers) also keeps the indefinite ones, so a junk
+        """One verdict per credential (see `verify_stamps`)."""
+        return self.verify_stamps([CachedStamp("", credential) for credential in credentials], memo)
+
+    def verify_stamps(self, stamps: list[CachedStamp], memo: dict[bytes, bool] | None = None) -> list[bool]:
+        """One verdict per stamp's credential. A stamp read from the database is looked up by its stored text first,
+        then (only when that misses) by its sorted serialization, which is how a submitted credential checked before
+        the transaction was remembered. `memo` (one request's answers) also keeps the indefinite ones, so a junk
         proof is sent to didkit once per request, not once per check."""
         memo = {} if memo is None else memo
-        keys = [proof_key(credential) for credential in credentials]
-        verdicts: list[bool | None] = [memo[key] if key in memo else self._cached(key) for key in keys]
+        verdicts: list[bool | None] = []
+        keys: list[list[bytes]] = []
+        for stamp in stamps:
+            stamp_keys = [stored_key(stamp.text)] if stamp.text is not None else []
+            verdict = self._known(stamp_keys, memo)
+            if verdict is None:
+                stamp_keys.append(proof_key(stamp.credential))
+                verdict = self._known(stamp_keys[-1:], memo)
+            verdicts.append(verdict)
+            keys.append(stamp_keys)
         missing = [index for index, verdict in enumerate(verdicts) if verdict is None]
         if missing:
-            documents = [json.dumps(credentials[index]) for index in missing]
+            documents = [stamps[index].text or json.dumps(stamps[index].credential) for index in missing]
             results = thread_loop().run_until_complete(_verify_documents(documents))
             for index, result in zip(missing, results, strict=True):
                 verdict = _verdict(result)
                 if verdict is not None:
-                    self._store(keys[index], verdict)
+                    for key in keys[index]:
+                        self._store(key, verdict)
                 verdicts[index] = bool(verdict)
-        for key, verdict in zip(keys, verdicts, strict=True):
-            memo[key] = bool(verdict)
+        for stamp_keys, verdict in zip(keys, verdicts, strict=True):
+            for key in stamp_keys:
+                memo[key] = bool(verdict)
         return [bool(verdict) for verdict in verdicts]
+
+    def _known(self, keys: list[bytes], memo: dict[bytes, bool]) -> bool | None:
+        for key in keys:
+            verdict = memo.get(key)
+            if verdict is None:
+                verdict = self._cached(key)
+            if verdict is not None:
+                return verdict
+        return None
 
     def _cached(self, key: bytes) -> bool | None:
         with self._lock:
@@ -107,6 +141,9 @@ class RequestProofs:
     def __init__(self, verifier: ProofVerifier) -> None:
         self._verifier = verifier
         self._memo: dict[bytes, bool] = {}
+        # stamps read from the database for this request, by stored text: read again under the lock, an unchanged
+        # stamp is not parsed twice
+        self.read: dict[str, CachedStamp] = {}
 
-    def verify_many(self, credentials: list[dict[str, Any]]) -> list[bool]:
-        return self._verifier.verify_many(credentials, self._memo)
+    def verify_stamps(self, stamps: list[CachedStamp]) -> list[bool]:
+        return self._verifier.verify_stamps(stamps, self._memo)

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.http import HttpRequest, HttpResponse
 
-from scorer_fast.db import registry
+from scorer_fast.db import events
 from scorer_fast.errors import RateLimited, ScorerError
 from scorer_fast.services.api_keys import ApiKeyPrincipal
 
@@ -97,9 +97,9 @@ def _insert_usage_row(row: dict[str, Any]) -> None:
     in autocommit, where a failed statement leaves nothing to roll back and no savepoint costs a round trip."""
     if connection.in_atomic_block:
         with transaction.atomic():
-            registry.api_key_analytics_insert(**row)
+            events.api_key_analytics_insert(**row)
     else:
-        registry.api_key_analytics_insert(**row)
+        events.api_key_analytics_insert(**row)
 
 
 def _within_column_limits(row: dict[str, Any]) -> dict[str, Any]:

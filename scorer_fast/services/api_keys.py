@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth.hashers import check_password
 
-from scorer_fast.db import queries
+from scorer_fast.db import keys
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def api_key_authenticate(raw_key: str | None) -> ApiKeyPrincipal | None:
     if raw_key in settings.DEMO_API_KEY_ALIASES and settings.DEMO_API_KEY:
         raw_key = settings.DEMO_API_KEY
     prefix = raw_key.partition(".")[0]
-    row = queries.usable_api_key_by_prefix(prefix)
+    row = keys.usable_api_key_by_prefix(prefix)
     if row is None:
         return None
     expected_sha256 = row.hashed_key_sha256 or (row.hashed_key if row.hashed_key.startswith("sha256$") else None)
@@ -50,7 +50,7 @@ def api_key_authenticate(raw_key: str | None) -> ApiKeyPrincipal | None:
     elif row.hashed_key.startswith("pbkdf2_sha256$"):
         valid = check_password(raw_key, row.hashed_key)  # constant-time inside Django
         if valid:  # migrate to the fast path, as the original does in the request
-            queries.api_key_store_sha256(row.id, sha256_hash(raw_key))
+            keys.api_key_store_sha256(row.id, sha256_hash(raw_key))
     else:
         valid = False
     if not valid:

@@ -3,6 +3,7 @@ inside the request's `transaction.atomic`, so a request's writes land together o
 
 import logging
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -10,13 +11,15 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, transaction
 
-from scorer_fast.db import queries
-from scorer_fast.db.queries import CommunityRow
+from scorer_fast.db import events, hash_links, scores, sql
+from scorer_fast.db.keys import CommunityRow
+from scorer_fast.db.scores import ScoringSnapshot
+from scorer_fast.db.sql import Statement
 from scorer_fast.domain import human_points
 from scorer_fast.domain.addresses import did_for
 from scorer_fast.domain.computation import ScoreFields, ScorerConfig, compute_score
 from scorer_fast.domain.credentials import CachedStamp, select_valid_stamps
-from scorer_fast.domain.dedup import DedupPlan, plan_lifo, stamp_nullifiers
+from scorer_fast.domain.dedup import DedupPlan, Link, plan_lifo, stamp_nullifiers
 from scorer_fast.domain.formats import score_update_event_data
 from scorer_fast.domain.proofs import ProofVerifier, RequestProofs
 from scorer_fast.errors import ScoringFailure
@@ -34,16 +37,20 @@ def proof_verifier() -> ProofVerifier:
 
 
 def check_proofs_ahead(
-    address: str, *, replaced_providers: Collection[str] = (), added: Sequence[CachedStamp] = ()
+    address: str,
+    *,
+    stored: Sequence[CachedStamp],
+    replaced_providers: Collection[str] = (),
+    added: Sequence[CachedStamp] = (),
 ) -> RequestProofs:
     """Verify, before the transaction, the proofs scoring will need: the address's stamps as they will be after
     this request's write. didkit (up to 100 proofs) then never runs while a pooled connection or the address lock
     is held; the check under the lock is answered from this request's memory and the verdict cache, and only a
-    stamp another writer changed in between reaches didkit there."""
+    stamp another writer changed in between reaches didkit there. `stored`: the address's live stamps, read with
+    the community (`keys.community_of_account` / `keys.community_and_stamps`)."""
     proofs = RequestProofs(proof_verifier())
-    stamps = [
-        stamp for stamp in queries.ceramic_stamps_for_scoring(address) if stamp.provider not in replaced_providers
-    ]
+    proofs.read = {stamp.text: stamp for stamp in stored if stamp.text is not None}
+    stamps = [stamp for stamp in stored if stamp.provider not in replaced_providers]
     with timed_step("verify_credentials"):
         _valid_stamps(address, [*stamps, *added], now=datetime.now(UTC), proofs=proofs)
     return proofs
@@ -57,76 +64,100 @@ def _valid_stamps(
         did=did_for(address),
         trusted_issuers=frozenset(settings.TRUSTED_IAM_ISSUERS),
         now=now,
-        verify_proofs=proofs.verify_many,
+        verify_proofs=proofs.verify_stamps,
     )
 
 
 def score_address(*, address: str, community: CommunityRow, proofs: RequestProofs) -> ScoreFields:
-    """Score a validated, lower-case address for a community and persist the result. `proofs` comes
-    from `check_proofs_ahead`, called before the transaction."""
+    """Score a validated, lower-case address for a community and persist the result. The caller holds the
+    address lock (`run_durable(…, lock_address=address)`); `proofs` comes from `check_proofs_ahead`, called before
+    the transaction. Under the lock: one statement reads, the hash-link writes (only when links change) and one
+    statement writes."""
     now = datetime.now(UTC)
-    queries.address_lock(address)
-    passport_id = queries.passport_upsert(address, community.id)
-    score_id = queries.score_get_or_create(passport_id)
-    stamps = queries.ceramic_stamps_for_scoring(address)
-    annotate(stamp_count=len(stamps))
+    snapshot = scores.scoring_snapshot(
+        address, community.id, with_points=_may_earn_human_points(community, now), known=proofs.read
+    )
+    annotate(stamp_count=len(snapshot.stamps))
+    writes = _Writes()
     try:
         # No savepoint needed: a ScoringFailure comes before the pipeline's first write, or after the LIFO
         # savepoints have rolled back their own attempts, so nothing partial is left to undo.
         fields = _run_pipeline(
-            address=address, community=community, passport_id=passport_id, stamps=stamps, now=now, proofs=proofs
+            address=address, community=community, snapshot=snapshot, now=now, proofs=proofs, writes=writes
         )
     except ScoringFailure as failure:
         logger.warning("scoring failed: %s", failure, extra={"community_id": community.id})
         fields = ScoreFields.failed(str(failure))
-    queries.score_update(score_id, fields)
+    writes.statements.append(scores.score_update(snapshot.score_id, fields))
     if fields.status == "DONE":
-        event = score_update_event_data(score_id=score_id, passport_id=passport_id, fields=fields)
-        queries.events_insert("SCU", address, community.id, [event], now)
+        event = score_update_event_data(score_id=snapshot.score_id, passport_id=snapshot.passport_id, fields=fields)
+        writes.events.append(("SCU", event))
+    writes.statements += events.events_insert(address, community.id, writes.events, now)
+    sql.execute_together(writes.statements)
     return fields
+
+
+@dataclass
+class _Writes:
+    """What a scoring run writes after scoring, sent as one statement: `events` go in as one multi-row INSERT,
+    so their ids keep the order they were added in (LDP before SCU)."""
+
+    statements: list[Statement] = field(default_factory=list)
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
 def _run_pipeline(
     *,
     address: str,
     community: CommunityRow,
-    passport_id: int,
-    stamps: list[CachedStamp],
+    snapshot: ScoringSnapshot,
     now: datetime,
     proofs: RequestProofs,
+    writes: _Writes,
 ) -> ScoreFields:
+    """Adds to `writes` the rows to write with the score (they go in one statement after scoring)."""
     config = _scorer_config(community)
     if community.rule != "LIFO":
         raise ScoringFailure("Invalid rule")
-    valid = _valid_stamps(address, stamps, now=now, proofs=proofs)
+    valid = _valid_stamps(address, snapshot.stamps, now=now, proofs=proofs)
     with timed_step("deduplicate"):
-        plan = _deduplicate(address=address, community_id=community.id, stamps=valid, now=now)
+        plan = _deduplicate(address=address, community_id=community.id, stamps=valid, links=snapshot.links, now=now)
     with timed_step("write_score"):
-        queries.stamps_replace(passport_id, plan.kept)
+        writes.events += [("LDP", document) for document in plan.events]
+        if not scores.stamps_unchanged(snapshot.stored_stamps, plan.kept):
+            writes.statements += scores.stamps_replace(snapshot.passport_id, plan.kept)
         fields = compute_score(kept=plan.kept, deduplicated=plan.deduplicated, config=config, now=now)
-        if _earns_human_points(community, fields, now):
-            _award_human_points(address=address, community_id=community.id, kept=plan.kept, now=now)
+        if _may_earn_human_points(community, now) and fields.score == 1:
+            writes.statements += _award_human_points(
+                address=address, community_id=community.id, kept=plan.kept, snapshot=snapshot, now=now
+            )
     return fields
 
 
 def _scorer_config(community: CommunityRow) -> ScorerConfig:
-    config = queries.scorer_config_get(community.scorer_id)
+    """Read with the community, before the transaction (keys.community_get / community_of_account)."""
+    config = community.config
     if config is None or config.scorer_type not in {"WEIGHTED", "WEIGHTED_BINARY"}:
         raise ScoringFailure("Unknown scorer type")
-    overrides = queries.customization_weights(community.id)
-    if overrides:
-        config = ScorerConfig(config.scorer_type, {**config.weights, **overrides}, config.threshold)
+    if community.overrides:
+        config = ScorerConfig(config.scorer_type, {**config.weights, **community.overrides}, config.threshold)
     return config
 
 
-def _deduplicate(*, address: str, community_id: int, stamps: list[CachedStamp], now: datetime) -> DedupPlan:
-    """Plan against the links as they are now and write the plan in a savepoint; a concurrent claim of the same
-    nullifier (unique violation, lost conditional update, deadlock) rolls back to the savepoint and re-plans."""
+def _deduplicate(
+    *, address: str, community_id: int, stamps: list[CachedStamp], links: dict[str, Link], now: datetime
+) -> DedupPlan:
+    """Plan against the links read with the stamps (`links`, a superset) and write the plan in a savepoint; a
+    concurrent claim of the same nullifier (unique violation, lost conditional update, deadlock) rolls back to the
+    savepoint, reads the links again and re-plans."""
     hashes = sorted(
         {h for stamp in stamps for h in stamp_nullifiers(stamp.credential, multi_nullifier=settings.FF_MULTI_NULLIFIER)}
     )
     for attempt in range(1, DEDUP_ATTEMPTS + 1):
-        links = queries.hash_links_get(hashes, community_id) if hashes else {}
+        if attempt == 1:
+            links = {hash_: links[hash_] for hash_ in hashes if hash_ in links}
+        else:
+            links = hash_links.get(hashes, community_id) if hashes else {}
         plan = plan_lifo(
             address=address,
             community_id=community_id,
@@ -138,8 +169,8 @@ def _deduplicate(*, address: str, community_id: int, stamps: list[CachedStamp], 
         try:
             if plan.inserts or plan.updates:  # the savepoint costs two round trips: only when writing
                 with transaction.atomic():
-                    queries.hash_links_insert(plan.inserts, community_id)
-                    if not all(queries.hash_link_update(change, community_id) for change in plan.updates):
+                    hash_links.insert(plan.inserts, community_id)
+                    if not all(hash_links.update(change, community_id) for change in plan.updates):
                         raise _LostRace()
         except (IntegrityError, _LostRace) as exc:
             logger.info("hash link conflict, re-planning", extra={"attempt": attempt, "reason": type(exc).__name__})
@@ -149,7 +180,6 @@ def _deduplicate(*, address: str, community_id: int, stamps: list[CachedStamp], 
                 raise
             logger.info("hash link deadlock, re-planning", extra={"attempt": attempt})
             continue
-        queries.events_insert("LDP", address, community_id, plan.events, now)
         return plan
     raise ScoringFailure("Failed to save HashScorerLinks")
 
@@ -158,33 +188,36 @@ class _LostRace(Exception):
     """A conditional hash-link update matched no row: another writer changed the holder meanwhile."""
 
 
-def _earns_human_points(community: CommunityRow, fields: ScoreFields, now: datetime) -> bool:
+def _may_earn_human_points(community: CommunityRow, now: datetime) -> bool:
+    """Whether a passing score earns human points here (then scoring reads the points rows with the stamps)."""
     return (
         settings.HUMAN_POINTS_WRITE_ENABLED
         and community.human_points_program
-        and fields.score == 1
         and now.timestamp() >= settings.HUMAN_POINTS_START_TIMESTAMP
     )
 
 
-def _award_human_points(*, address: str, community_id: int, kept: list[CachedStamp], now: datetime) -> None:
-    queries.qualified_user_add(address, community_id)
-    awards = human_points.stamp_awards(kept, providers_with_human_keys=queries.human_key_providers(address))
-    if queries.qualified_communities_count(address) >= human_points.SCORING_BONUS_MIN_COMMUNITIES:
+def _award_human_points(
+    *, address: str, community_id: int, kept: list[CachedStamp], snapshot: ScoringSnapshot, now: datetime
+) -> list[Statement]:
+    """The qualified-user row and the points rows of a passing score. The counts come from the snapshot read
+    under the lock; `qualified_communities` already counts this community's row."""
+    awards = human_points.stamp_awards(kept, providers_with_human_keys=snapshot.human_key_providers)
+    if snapshot.qualified_communities >= human_points.SCORING_BONUS_MIN_COMMUNITIES:
         awards.append(human_points.PointsAward(human_points.SCORING_BONUS))
     if settings.HUMAN_POINTS_MTA_ENABLED:
         awards += _list_awards(address)
-    queries.human_points_insert(address, awards, now)
+    return [events.qualified_user_add(address, community_id), *events.human_points_insert(address, awards, now)]
 
 
 def _list_awards(address: str) -> list[human_points.PointsAward]:
     names = [name for name, _action, _cap in human_points.LIST_ACTIONS]
-    member_of = queries.address_lists_of(address, names)
+    member_of = events.address_lists_of(address, names)
     awards = []
     for name, action, cap in human_points.LIST_ACTIONS:
-        if name not in member_of or queries.human_points_action_exists(address, action):
+        if name not in member_of or events.human_points_action_exists(address, action):
             continue
-        if cap is not None and queries.human_points_action_count(action) >= cap:
+        if cap is not None and events.human_points_action_count(action) >= cap:
             continue
         awards.append(human_points.PointsAward(action))
     return awards
@@ -193,7 +226,7 @@ def _list_awards(address: str) -> list[human_points.PointsAward]:
 def points_for(address: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """points_data and possible_points_data for the ceramic-cache cached-score branch."""
     return human_points.points_summary(
-        queries.human_points_groups(address),
-        is_eligible=queries.qualified_communities_count(address) > 0,
-        active_config=queries.active_points_config(),
+        events.human_points_groups(address),
+        is_eligible=events.qualified_communities_count(address) > 0,
+        active_config=events.active_points_config(),
     )

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from scorer_fast.db import queries
-from scorer_fast.db.queries import NewCeramicRow
+from scorer_fast.db import ceramic
+from scorer_fast.db.ceramic import NewCeramicRow
 from scorer_fast.domain.formats import cached_stamp_response
 from scorer_fast.errors import BadRequest, TooManyStamps
 
@@ -93,12 +93,13 @@ def stamps_save(
     v1_only: bool = True,
 ) -> None:
     """Soft-delete the address's live rows of these providers, then insert the new rows. Runs inside the
-    caller's transaction, after `queries.address_lock`, so concurrent writers of one address take turns."""
+    caller's transaction, under the address lock (`run_durable(…, lock_address=…)`), so concurrent writers of
+    one address take turns."""
     now = datetime.now(UTC)
     if providers_to_replace:
-        queries.ceramic_soft_delete(address, providers_to_replace, now, v1_only=v1_only)
-    queries.ceramic_insert(address, rows, now, source_app=source_app, source_scorer_id=source_scorer_id)
+        ceramic.soft_delete(address, providers_to_replace, now, v1_only=v1_only)
+    ceramic.insert(address, rows, now, source_app=source_app, source_scorer_id=source_scorer_id)
 
 
 def live_stamps(address: str) -> list[dict[str, Any]]:
-    return [cached_stamp_response(*row) for row in queries.ceramic_stamps_live(address)]
+    return [cached_stamp_response(row.id, row.address, row.provider, row.stamp) for row in ceramic.stamps_live(address)]

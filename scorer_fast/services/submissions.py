@@ -5,7 +5,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from scorer_fast.db import queries, registry
+from scorer_fast.db import keys
 from scorer_fast.db.transactions import run_durable
 from scorer_fast.domain.addresses import normalize_address
 from scorer_fast.domain.computation import ScoreFields
@@ -39,21 +39,21 @@ def submit_passport(*, principal: ApiKeyPrincipal, raw_body: bytes, usage: ApiUs
     address = normalize_address(submission.address)  # checked before the scorer, as the original does
     if not submission.scorer_id:
         raise MissingScorerId()
-    community = queries.community_of_account(submission.scorer_id, principal.account_id)
+    community, stamps = keys.community_of_account(submission.scorer_id, principal.account_id, stamps_of=address)
     if community is None:
         raise NotFound(NO_SCORER)
     if submission.signature and recover_signer(signing_message(submission.nonce), submission.signature) != address:
         raise BadRequest(SIGNER_MISMATCH)  # the nonce is not spent
     annotate(address=address, scorer_id=community.id)
-    proofs = scoring.check_proofs_ahead(address)  # didkit runs before the transaction and the address lock
+    proofs = scoring.check_proofs_ahead(address, stored=stamps)  # didkit runs before the transaction and the lock
 
     def spend_nonce_and_score() -> ScoreFields:
-        if submission.signature and not registry.nonce_spend(submission.nonce):
+        if submission.signature and not keys.nonce_spend(submission.nonce):
             raise BadRequest(INVALID_NONCE)
         return scoring.score_address(address=address, community=community, proofs=proofs)
 
-    fields = run_durable(spend_nonce_and_score)
-    config = queries.scorer_config_get(community.scorer_id)  # read after scoring, like the original
+    fields = run_durable(spend_nonce_and_score, lock_address=address)
+    config = keys.scorer_config_get(community.scorer_id)  # read after scoring, like the original
     return detailed_score_response(address, fields, scorer_type=config.scorer_type if config else "")
 
 

@@ -8,14 +8,15 @@ from typing import Any
 
 from django.conf import settings
 
-from scorer_fast.db import queries
-from scorer_fast.db.queries import CommunityRow, NewCeramicRow
+from scorer_fast.db import ceramic, keys, scores
+from scorer_fast.db.ceramic import NewCeramicRow
+from scorer_fast.db.keys import CommunityRow
 from scorer_fast.db.transactions import run_durable
 from scorer_fast.domain.addresses import normalize_address
 from scorer_fast.domain.credentials import CachedStamp
 from scorer_fast.domain.formats import score_response
 from scorer_fast.domain.proofs import RequestProofs
-from scorer_fast.errors import BadRequest, InvalidScorerId, NotFound, ScoreCalculationFailed
+from scorer_fast.errors import BadRequest, InvalidAddress, InvalidScorerId, NotFound, ScoreCalculationFailed
 from scorer_fast.observability import annotate
 from scorer_fast.services import scoring
 from scorer_fast.services.api_keys import ApiKeyPrincipal
@@ -45,31 +46,52 @@ def _score(address: str, community: CommunityRow, proofs: RequestProofs) -> dict
     return score_response(address, scoring.score_address(address=address, community=community, proofs=proofs))
 
 
-def _rescore(address: str, community: CommunityRow) -> dict[str, Any]:
-    """Proofs are checked before the transaction; the transaction only reads, de-duplicates and writes."""
+def _rescore(address: str, community: CommunityRow, stamps: list[CachedStamp]) -> dict[str, Any]:
+    """Proofs are checked before the transaction; the transaction only reads, de-duplicates and writes.
+    `stamps`: the address's live stamps, read with the community."""
     annotate(address=address, scorer_id=community.id)
-    proofs = scoring.check_proofs_ahead(address)
-    return run_durable(lambda: _score(address, community, proofs))
+    proofs = scoring.check_proofs_ahead(address, stored=stamps)
+    return run_durable(lambda: _score(address, community, proofs), lock_address=address)
 
 
 # --- /v2 and /internal/score ------------------------------------------------------------------------------------
 
 
+def _is_negative_id(scorer_ref: str) -> bool:
+    """ "-<ASCII digits>" below zero; no int() call, which refuses "²" and numbers of over 4,300 digits."""
+    digits = scorer_ref[1:]
+    return scorer_ref.startswith("-") and digits.isascii() and digits.isdigit() and digits.strip("0") != ""
+
+
 def v2_score(*, principal: ApiKeyPrincipal, scorer_ref: str, raw_address: str) -> dict[str, Any]:
-    if scorer_ref.lstrip("-").isdigit() and int(scorer_ref) < 0:
+    if _is_negative_id(scorer_ref):
         scorer_ref = str(settings.DEMO_API_SCORER_ID)
-    community = queries.community_of_account(scorer_ref, principal.account_id)
+    address = _address_or_none(raw_address)
+    community, stamps = keys.community_of_account(scorer_ref, principal.account_id, stamps_of=address)
     if community is None:
         raise NotFound(NO_SCORER)
-    return _rescore(normalize_address(raw_address), community)
+    if address is None:
+        raise InvalidAddress()
+    return _rescore(address, community, stamps)
+
+
+def _address_or_none(raw_address: str) -> str | None:
+    """The normalized address, or None when invalid: the caller reads the community (and the address's stamps)
+    first and answers an unknown scorer's 404 before the address's 400, as the original does."""
+    try:
+        return normalize_address(raw_address)
+    except InvalidAddress:
+        return None
 
 
 def internal_score(*, scorer_id: int, raw_address: str) -> dict[str, Any]:
-    community = queries.community_get(scorer_id)
+    address = _address_or_none(raw_address)
+    community, stamps = keys.community_and_stamps(scorer_id, address)
     if community is None:
         raise NotFound(NO_COMMUNITY)
-    address = normalize_address(raw_address)
-    response = _rescore(address, community)
+    if address is None:
+        raise InvalidAddress()
+    response = _rescore(address, community, stamps)
     if response["error"]:
         raise ScoreCalculationFailed()  # after commit: the error-state score stays saved
     return response
@@ -78,19 +100,20 @@ def internal_score(*, scorer_id: int, raw_address: str) -> dict[str, Any]:
 # --- /internal/embed ------------------------------------------------------------------------------------------------
 
 
-def _embed_community(scorer_id: int) -> CommunityRow:
+def _embed_community(scorer_id: int, address: str | None) -> tuple[CommunityRow, list[CachedStamp]]:
+    """The community, with the address's live stamps (read in the same statement)."""
     resolved = _demo_scorer_if_negative(scorer_id)
-    community = queries.community_get(resolved) if resolved is not None else None
+    community, stamps = keys.community_and_stamps(resolved, address) if resolved is not None else (None, [])
     if community is None:
         raise InvalidScorerId()
-    return community
+    return community, stamps
 
 
 def embed_add_stamps(*, raw_address: str, scorer_id: int, credentials: list[Any]) -> dict[str, Any]:
     address = normalize_address(raw_address)
     rows = to_ceramic_rows([SubmittedStamp(_subject_provider(c), c) for c in credentials])
-    community = _embed_community(scorer_id)
-    return _add_stamps_and_score(address, community, rows, source_app=SOURCE_APP_EMBED)
+    community, stamps = _embed_community(scorer_id, address)
+    return _add_stamps_and_score(address, community, rows, source_app=SOURCE_APP_EMBED, stamps=stamps)
 
 
 def _subject_provider(credential: Any) -> Any:
@@ -99,12 +122,15 @@ def _subject_provider(credential: Any) -> Any:
 
 
 def embed_score(*, scorer_id: int, raw_address: str) -> dict[str, Any]:
-    community = _embed_community(scorer_id)
-    return _write_then_score(normalize_address(raw_address), community, write=None)
+    address = _address_or_none(raw_address)
+    community, stamps = _embed_community(scorer_id, address)
+    if address is None:
+        raise InvalidAddress()
+    return _write_then_score(address, community, write=None, stamps=stamps)
 
 
 def _add_stamps_and_score(
-    address: str, community: CommunityRow, rows: list[NewCeramicRow], *, source_app: int
+    address: str, community: CommunityRow, rows: list[NewCeramicRow], *, source_app: int, stamps: list[CachedStamp]
 ) -> dict[str, Any]:
     """POST semantics: the submitted providers' live rows are replaced; rows are attributed to the scorer."""
     providers = [row.provider for row in rows]
@@ -120,6 +146,7 @@ def _add_stamps_and_score(
         ),
         replaced=providers,
         added=rows,
+        stamps=stamps,
     )
 
 
@@ -130,42 +157,49 @@ def _write_then_score(
     *,
     replaced: list[str] | None = None,
     added: list[NewCeramicRow] | None = None,
+    stamps: list[CachedStamp],
 ) -> dict[str, Any]:
     """Proofs of the stamps as they will be after the write are checked first, outside the transaction; then one
-    transaction: the write (if any, under the address lock that scoring takes too), a rescore, the live stamps."""
+    transaction: the write (if any, under the address lock that scoring takes too), a rescore, the live stamps.
+    `stamps`: the address's live stamps before the write, read with the community."""
     annotate(address=address, scorer_id=community.id)
     proofs = scoring.check_proofs_ahead(
         address,
         replaced_providers=frozenset(replaced or ()),
         added=[CachedStamp(row.provider, row.stamp) for row in added or ()],
+        stored=stamps,
     )
 
     def work() -> dict[str, Any]:
         if write is not None:
-            queries.address_lock(address)  # held until commit; scoring's own lock call is then a no-op wait
-            write()
+            write()  # under the address lock, which scoring needs too
         score = _score(address, community, proofs)
         return {"success": True, "stamps": live_stamps(address), "score": score}
 
-    return run_durable(work)
+    return run_durable(work, lock_address=address)
 
 
 # --- /ceramic-cache ---------------------------------------------------------------------------------------------------
 
 
-def _ceramic_community(scorer_id: int | None = None) -> CommunityRow:
-    resolved = scorer_id if scorer_id is not None else settings.CERAMIC_CACHE_SCORER_ID
-    community = queries.community_get(resolved) if resolved is not None else None
+def _ceramic_community(address: str, scorer_id: int | None = None) -> tuple[CommunityRow, list[CachedStamp]]:
+    """The configured (or alternate) community, with the address's live stamps (read in the same statement)."""
+    resolved = _ceramic_scorer_id(scorer_id)
+    community, stamps = keys.community_and_stamps(resolved, address) if resolved is not None else (None, [])
     if community is None:
         raise NotFound(CERAMIC_COMMUNITY_MISSING)
-    return community
+    return community, stamps
+
+
+def _ceramic_scorer_id(scorer_id: int | None) -> int | None:
+    return scorer_id if scorer_id is not None else settings.CERAMIC_CACHE_SCORER_ID
 
 
 def ceramic_add_stamps(*, address: str, items: list[SubmittedStamp]) -> dict[str, Any]:
     """POST /ceramic-cache/stamps/bulk: replace the submitted providers, then rescore."""
     rows = to_ceramic_rows(items)
-    community = _ceramic_community()
-    return _add_stamps_and_score(address, community, rows, source_app=SOURCE_APP_PASSPORT)
+    community, stamps = _ceramic_community(address)
+    return _add_stamps_and_score(address, community, rows, source_app=SOURCE_APP_PASSPORT, stamps=stamps)
 
 
 def ceramic_patch_stamps(*, address: str, items: list[SubmittedStamp]) -> dict[str, Any]:
@@ -173,9 +207,10 @@ def ceramic_patch_stamps(*, address: str, items: list[SubmittedStamp]) -> dict[s
     check_stamp_count(len(items))
     providers = _distinct_providers(items)
     rows = to_ceramic_rows([item for item in items if item.credential is not None])
+    community, stamps = _ceramic_community(address)
     return _write_then_score(
         address,
-        _ceramic_community(),
+        community,
         lambda: stamps_save(
             address=address,
             providers_to_replace=providers,
@@ -186,6 +221,7 @@ def ceramic_patch_stamps(*, address: str, items: list[SubmittedStamp]) -> dict[s
         ),
         replaced=providers,
         added=rows,
+        stamps=stamps,
     )
 
 
@@ -194,10 +230,11 @@ def ceramic_delete_stamps(*, address: str, providers: list[Any]) -> dict[str, An
     names = _distinct_providers([SubmittedStamp(provider, None) for provider in providers])
 
     def soft_delete() -> None:
-        if queries.ceramic_soft_delete(address, names, datetime.now(UTC), v1_only=False) == 0:
+        if ceramic.soft_delete(address, names, datetime.now(UTC), v1_only=False) == 0:
             raise NotFound(NOTHING_TO_DELETE)
 
-    return _write_then_score(address, _ceramic_community(), soft_delete, replaced=names)
+    community, stamps = _ceramic_community(address)
+    return _write_then_score(address, community, soft_delete, replaced=names, stamps=stamps)
 
 
 def _distinct_providers(items: list[SubmittedStamp]) -> list[str]:
@@ -208,17 +245,22 @@ def _distinct_providers(items: list[SubmittedStamp]) -> list[str]:
 
 
 def ceramic_score(*, address: str, alternate_scorer_id: int | None, use_stored: bool) -> dict[str, Any]:
-    """GET returns a stored, unexpired score as it is (with points); otherwise, and for POST, it rescores."""
-    community = _ceramic_community(alternate_scorer_id)
-    annotate(address=address, scorer_id=community.id)
+    """GET returns a stored, unexpired score as it is (with points); otherwise, and for POST, it rescores. The
+    stored-score read needs no scorer setup: the community is read with it only when scoring follows."""
     if use_stored:
-        stored = queries.stored_score_get(address, community.id)
+        resolved = _ceramic_scorer_id(alternate_scorer_id)
+        flags = keys.community_flags(resolved) if resolved is not None else None
+        if flags is None:
+            raise NotFound(CERAMIC_COMMUNITY_MISSING)
+        annotate(address=address, scorer_id=flags.id)
+        stored = scores.stored_score_get(address, flags.id)
         if stored is not None and not (stored.expiration_date and stored.expiration_date < datetime.now(UTC)):
             points, possible = None, None
-            if settings.HUMAN_POINTS_ENABLED and community.human_points_program:
+            if settings.HUMAN_POINTS_ENABLED and flags.human_points_program:
                 points, possible = scoring.points_for(address)
             return score_response(address, stored, points_data=points, possible_points_data=possible)
-    return _rescore(address, community)
+    community, stamps = _ceramic_community(address, alternate_scorer_id)
+    return _rescore(address, community, stamps)
 
 
 def ceramic_stamps(*, raw_address: str) -> dict[str, Any]:
@@ -237,7 +279,7 @@ def scorer_weights(community_id: int | None) -> dict[str, Any]:
     now = time.monotonic()
     if resolved is not None and (hit := _weights_cache.get(resolved)) and now - hit[0] < settings.WEIGHTS_CACHE_SECONDS:
         return hit[1]
-    weights = queries.scorer_weights_of_community(resolved) if resolved is not None else None
+    weights = keys.scorer_weights_of_community(resolved) if resolved is not None else None
     if weights is None:
         raise ScoreCalculationFailed(
             f"Unable to retrieve configured scorer! settings.CERAMIC_CACHE_SCORER_ID={settings.CERAMIC_CACHE_SCORER_ID}"

@@ -1,0 +1,231 @@
+"""Passports, scores and their registry stamps (registry_passport, registry_score, registry_stamp), and the
+address lock that serializes the writers of one address."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from django.db import OperationalError
+
+from scorer_fast.db import ceramic, sql
+from scorer_fast.db.sql import Statement
+from scorer_fast.domain.computation import ScoreFields
+from scorer_fast.domain.credentials import CachedStamp
+from scorer_fast.domain.dedup import Link
+
+_UPSERT_ATTEMPTS = 3
+
+
+# Serializes the writers of one address until commit (transaction-scoped: safe behind a transaction pooler).
+# Its parameter is `lock_key(address)`.
+ADDRESS_LOCK = "pg_advisory_xact_lock(hashtextextended(%s, 0))"
+
+
+def lock_key(address: str) -> str:
+    return "scorer_fast:address:" + address
+
+
+def address_lock(address: str) -> None:
+    sql.execute(f"SELECT {ADDRESS_LOCK}", [lock_key(address)])
+
+
+# --- what scoring reads under the lock -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScoringSnapshot:
+    """Everything a scoring run reads under the address lock, from one statement."""
+
+    passport_id: int
+    score_id: int
+    stamps: list[CachedStamp]  # the address's live stamps (ceramic.SCORING_STAMPS)
+    stored_stamps: list[tuple[str, str]]  # registry_stamp (provider, credential text) of the passport, by id
+    links: dict[str, Link]  # registry_hashscorerlink of every nullifier the live stamps carry, in this community
+    human_key_providers: set[str]  # registry_humanpoints HKY providers (human points reads only)
+    qualified_communities: int  # registry_humanpointscommunityqualifiedusers rows of the address, this one included
+
+
+@dataclass(frozen=True)
+class _SnapshotRecord:
+    passport_id: int
+    score_id: int | None
+    stamps: list[list[str]]
+    stored_stamps: list[list[str]]
+    link_hashes: list[str] | None
+    link_addresses: list[str] | None
+    link_expires: list[datetime] | None
+    human_key_providers: list[str] | None
+    qualified_count: int | None
+    qualified_here: bool | None
+
+
+# The passport upsert and the score get-or-create as data-modifying CTEs; then the reads. The statement starts
+# after the lock was granted, so its snapshot includes whatever the previous holder of the lock committed.
+# `hashes` is a superset of the nullifiers scoring looks up (`hash` or `nullifiers` strings of every live stamp).
+_SNAPSHOT = """
+WITH p_ins AS (
+    INSERT INTO registry_passport (address, community_id) VALUES (%(address)s, %(community)s)
+    ON CONFLICT (address, community_id) DO NOTHING RETURNING id
+),
+p AS (
+    SELECT id FROM p_ins
+    UNION ALL SELECT id FROM registry_passport WHERE address = %(address)s AND community_id = %(community)s
+    LIMIT 1
+),
+s_ins AS (
+    INSERT INTO registry_score (passport_id, status) SELECT id, 'PROCESSING' FROM p
+    ON CONFLICT (passport_id) DO NOTHING RETURNING id
+),
+st AS ({stamps}),
+hashes AS (
+    SELECT DISTINCT e.value #>> '{{}}' AS hash
+    FROM st, LATERAL jsonb_array_elements(
+        CASE WHEN jsonb_typeof(st.subject) <> 'object' THEN '[]'::jsonb
+             WHEN st.subject ? 'hash' THEN jsonb_build_array(st.subject -> 'hash')
+             WHEN jsonb_typeof(st.subject -> 'nullifiers') = 'array' THEN st.subject -> 'nullifiers'
+             ELSE '[]'::jsonb END
+    ) e
+    WHERE jsonb_typeof(e.value) = 'string'
+)
+SELECT p.id AS passport_id,
+       COALESCE((SELECT id FROM s_ins), (SELECT s.id FROM registry_score s WHERE s.passport_id = p.id)) AS score_id,
+       ARRAY(SELECT ARRAY[st.provider, st.stamp] FROM st ORDER BY st.provider) AS stamps,
+       ARRAY(SELECT ARRAY[r.provider, r.credential::text] FROM registry_stamp r WHERE r.passport_id = p.id
+             ORDER BY r.id) AS stored_stamps,
+       links.link_hashes, links.link_addresses, links.link_expires,
+       {points}
+FROM p
+LEFT JOIN LATERAL (
+    SELECT array_agg(l.hash ORDER BY l.hash) AS link_hashes,
+           array_agg(l.address ORDER BY l.hash) AS link_addresses,
+           array_agg(l.expires_at ORDER BY l.hash) AS link_expires
+    FROM registry_hashscorerlink l
+    WHERE l.community_id = %(community)s AND l.hash IN (SELECT hash FROM hashes)
+) links ON true
+"""
+_POINTS = """
+       ARRAY(SELECT hp.provider FROM registry_humanpoints hp WHERE hp.address = %(address)s AND hp.action = 'HKY')
+           AS human_key_providers,
+       (SELECT COUNT(*) FROM registry_humanpointscommunityqualifiedusers q WHERE q.address = %(address)s)
+           AS qualified_count,
+       EXISTS(SELECT 1 FROM registry_humanpointscommunityqualifiedusers q
+              WHERE q.address = %(address)s AND q.community_id = %(community)s) AS qualified_here
+"""
+_NO_POINTS = "NULL::text[] AS human_key_providers, NULL::bigint AS qualified_count, NULL::bool AS qualified_here"
+
+
+def scoring_snapshot(
+    address: str, community_id: int, *, with_points: bool, known: Mapping[str, CachedStamp] | None = None
+) -> ScoringSnapshot:
+    """Upsert the passport and its score row, then read the stamps, the stored registry stamps, the hash links
+    and (`with_points`) the human-points rows — one round trip, under the address lock.
+
+    When another transaction (the original service, say) inserts the passport or score row and commits while this
+    statement waits on it, the insert does nothing and the statement's snapshot predates that commit, so no row
+    comes back. Run again, the statement takes a new snapshot (READ COMMITTED) and finds the row.
+    """
+    statement = _SNAPSHOT.format(stamps=ceramic.SCORING_STAMPS, points=_POINTS if with_points else _NO_POINTS)
+    for _ in range(_UPSERT_ATTEMPTS):
+        record = sql.fetch_one(_SnapshotRecord, statement, {"address": address, "community": community_id})
+        if record is not None and record.score_id is not None:
+            return _snapshot(record, known)
+    raise OperationalError(f"upsert found no row after {_UPSERT_ATTEMPTS} attempts")
+
+
+def _snapshot(record: _SnapshotRecord, known: Mapping[str, CachedStamp] | None) -> ScoringSnapshot:
+    assert record.score_id is not None
+    links = {}
+    if record.link_hashes:
+        assert record.link_addresses is not None and record.link_expires is not None
+        links = {
+            hash_: Link(address, expires)
+            for hash_, address, expires in zip(
+                record.link_hashes, record.link_addresses, record.link_expires, strict=True
+            )
+        }
+    qualified = (record.qualified_count or 0) + (0 if record.qualified_here else 1)
+    return ScoringSnapshot(
+        passport_id=record.passport_id,
+        score_id=record.score_id,
+        stamps=ceramic.cached_stamps(record.stamps, known),
+        stored_stamps=[(provider, text) for provider, text in record.stored_stamps],
+        links=links,
+        human_key_providers=set(record.human_key_providers or ()),
+        qualified_communities=qualified,
+    )
+
+
+# --- writes ----------------------------------------------------------------------------------------------------
+
+
+def score_update(score_id: int, fields: ScoreFields) -> Statement:
+    return Statement(
+        """
+        UPDATE registry_score SET score = %s, last_score_timestamp = %s, status = %s, error = %s,
+               evidence = %s::jsonb, stamp_scores = %s::jsonb, stamps = %s::jsonb, expiration_date = %s
+        WHERE id = %s
+        """,
+        [
+            fields.score,
+            fields.last_score_timestamp,
+            fields.status,
+            fields.error,
+            sql.jsonb(fields.evidence),
+            sql.jsonb(fields.stamp_scores),
+            sql.jsonb(fields.stamps),
+            fields.expiration_date,
+            score_id,
+        ],
+    )
+
+
+def stamps_unchanged(stored: list[tuple[str, str]], kept: list[CachedStamp]) -> bool:
+    """registry_stamp already holds exactly `kept`: compared on jsonb's text first (no parsing); only when the
+    texts differ are the values compared (two texts of one value, such as 1.0 and 1.00, are the same stamp)."""
+    if len(stored) != len(kept):
+        return False
+    if all(
+        provider == stamp.provider and text == stamp.text for (provider, text), stamp in zip(stored, kept, strict=True)
+    ):
+        return True
+    return [(provider, sql.json_value(text)) for provider, text in stored] == [
+        (stamp.provider, stamp.credential) for stamp in kept
+    ]
+
+
+def stamps_replace(passport_id: int, kept: list[CachedStamp]) -> list[Statement]:
+    """registry_stamp holds exactly the kept stamps of the latest scoring: the rows go, the kept ones come in (one
+    statement's two halves do not see each other's rows, so the new rows are never deleted)."""
+    statements = [Statement("DELETE FROM registry_stamp WHERE passport_id = %s", [passport_id])]
+    if kept:
+        values = ", ".join(["(%s, %s, %s::jsonb)"] * len(kept))
+        params: list[Any] = []
+        for stamp in kept:
+            params += [passport_id, stamp.provider, sql.jsonb(stamp.credential)]
+        statements.append(
+            Statement(f"INSERT INTO registry_stamp (passport_id, provider, credential) VALUES {values}", params)
+        )
+    return statements
+
+
+def stored_score_get(address: str, community_id: int) -> ScoreFields | None:
+    """The address's stored score in a community; its jsonb columns parsed as the original did."""
+    row = sql.fetch_one(
+        ScoreFields,
+        """
+        SELECT s.score, s.status, s.last_score_timestamp, s.error, s.evidence, s.stamp_scores, s.stamps,
+               s.expiration_date
+        FROM registry_score s JOIN registry_passport p ON p.id = s.passport_id
+        WHERE p.address = %s AND p.community_id = %s
+        """,
+        [address, community_id],
+    )
+    if row is None:
+        return None
+    return replace(
+        row,
+        evidence=sql.json_value(row.evidence),
+        stamp_scores=sql.json_value(row.stamp_scores),
+        stamps=sql.json_value(row.stamps),
+    )

@@ -1,0 +1,116 @@
+"""How the scoring statements run: parameterized SQL on Django's connection, through one reused cursor per
+connection, with rows handed back as named, typed records built by one mapper (`fetch_one` / `fetch_all`: the
+columns' names are the dataclass's field names, so a statement and its record type cannot drift apart silently).
+
+Statements are grouped by table family: keys.py (API keys, nonces, communities and their scorers), ceramic.py
+(ceramic-cache stamps), scores.py (passports, scores, registry stamps, the address lock), hash_links.py and
+events.py (events, human points, API usage rows).
+"""
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from functools import cache
+from typing import Any, TypeVar
+
+from django.db import connection
+from django.db.backends.utils import CursorWrapper
+
+R = TypeVar("R")
+Params = Sequence[Any] | dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One data-modifying statement, so that several can travel as one (`execute_together`)."""
+
+    sql: str
+    params: list[Any]
+
+
+def cursor() -> CursorWrapper:
+    """This connection's reusable cursor (scorer_fast/db/postgresql/base.py): one per connection, not per
+    statement."""
+    return connection.reusable_cursor()
+
+
+def rows(sql: str, params: Params = ()) -> list[tuple]:
+    c = cursor()
+    c.execute(sql, params)
+    return c.fetchall()
+
+
+def one(sql: str, params: Params = ()) -> tuple | None:
+    c = cursor()
+    c.execute(sql, params)
+    return c.fetchone()
+
+
+def count(sql: str, params: Params = ()) -> int:
+    row = one(sql, params)
+    return row[0] if row else 0
+
+
+def execute(sql: str, params: Params = ()) -> int:
+    c = cursor()
+    c.execute(sql, params)
+    return c.rowcount
+
+
+def execute_together(statements: Sequence[Statement]) -> None:
+    """Several INSERT/UPDATE/DELETE statements in one round trip, as data-modifying CTEs of one statement. They
+    run on one snapshot and do not see each other's rows: only for writes to different rows."""
+    if not statements:
+        return
+    if len(statements) == 1:
+        execute(statements[0].sql, statements[0].params)
+        return
+    parts = ", ".join(f"w{index} AS ({statement.sql})" for index, statement in enumerate(statements))
+    execute(f"WITH {parts} SELECT 1", [param for statement in statements for param in statement.params])
+
+
+@cache
+def _field_names(record: type) -> frozenset[str]:
+    return frozenset(field.name for field in fields(record))
+
+
+_checked_columns: dict[tuple[type, str], list[str]] = {}
+
+
+def _column_names(record: type, sql: str, c: CursorWrapper) -> list[str]:
+    """The statement's column names, checked once per (record, statement text) against the record's fields."""
+    names = _checked_columns.get((record, sql))
+    if names is None:
+        names = [column.name for column in c.description]
+        if set(names) != _field_names(record) or len(names) != len(set(names)):
+            expected = sorted(_field_names(record))
+            raise TypeError(f"{record.__name__}: the statement returns {names}, the record has {expected}")
+        _checked_columns[(record, sql)] = names
+    return names
+
+
+def fetch_one(record: type[R], sql: str, params: Params = ()) -> R | None:
+    """The first row as a `record` (a dataclass whose fields are the statement's column names), or None."""
+    c = cursor()
+    c.execute(sql, params)
+    row = c.fetchone()
+    return None if row is None else record(**dict(zip(_column_names(record, sql, c), row, strict=True)))
+
+
+def fetch_all(record: type[R], sql: str, params: Params = ()) -> list[R]:
+    c = cursor()
+    c.execute(sql, params)
+    found = c.fetchall()
+    if not found:
+        return []
+    names = _column_names(record, sql, c)
+    return [record(**dict(zip(names, row, strict=True))) for row in found]
+
+
+def json_value(value: Any) -> Any:
+    """Django's psycopg setup hands jsonb over as text; parse it the way the original did (floats, not Decimal)."""
+    return json.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+def jsonb(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)

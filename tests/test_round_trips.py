@@ -1,0 +1,180 @@
+"""The statements a warm score sends (issue 11): what each round trip carries, not how long it takes."""
+
+import json
+from dataclasses import dataclass
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from scorer_fast.db import sql
+from scorer_fast.domain import proofs
+from scorer_fast.models import Event, Score
+from settings.database import database_from_url
+from tests import factories
+from tests.credentials import signed_stamp
+from tests.helpers import INTERNAL_AUTH
+
+A, B = "0x" + "a" * 40, "0x" + "b" * 40
+PROVIDERS = ["Google", "Ens", "Github"]
+
+
+@pytest.fixture
+def production_flags(settings):
+    settings.HUMAN_POINTS_ENABLED = True
+    settings.HUMAN_POINTS_WRITE_ENABLED = True
+    settings.HUMAN_POINTS_START_TIMESTAMP = 0
+    settings.FF_API_ANALYTICS = True
+    return settings
+
+
+def statements(capture: CaptureQueriesContext) -> list[str]:
+    return [" ".join(query["sql"].split()) for query in capture.captured_queries]
+
+
+def test_a_warm_v2_score_with_every_production_flag_is_eight_statements(committed_db, production_flags, client):
+    owner = factories.account()
+    community = factories.community(
+        owner=owner, weights={p: 2 for p in PROVIDERS}, threshold="1", human_points_program=True
+    )
+    key = factories.api_key(owner)
+    for provider in PROVIDERS:
+        factories.cache_stamp(A, signed_stamp(A, provider))
+    url = f"/v2/stamps/{community.id}/score/{A}"
+    assert client.get(url, HTTP_X_API_KEY=key).status_code == 200  # cold: writes the links and registry stamps
+
+    with CaptureQueriesContext(connection) as capture:
+        response = client.get(url, HTTP_X_API_KEY=key)
+
+    assert response.status_code == 200 and response.json()["passing_score"] is True
+    sent = statements(capture)
+    expected_starts = [
+        "SELECT id, account_id, hashed_key",  # the API key
+        "SELECT c.id, c.account_id, c.scorer_id",  # community, scorer setup and live stamps: before the lock
+        "BEGIN",
+        "SELECT pg_advisory_xact_lock(",  # with the transaction's timeouts
+        "WITH p_ins AS ( INSERT INTO registry_passport",  # upserts, stamps, registry stamps, links, points rows
+        "WITH w0 AS (INSERT INTO registry_humanpointscommunityqualifiedusers",  # every write after scoring
+        "COMMIT",
+        # the usage row, after the commit, without waiting for its WAL flush
+        "WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true)) "
+        "INSERT INTO account_accountapikeyanalytics",
+    ]
+    assert len(sent) == len(expected_starts), sent
+    for statement, start in zip(sent, expected_starts, strict=True):
+        assert statement.startswith(start), (start, statement[:120])
+    final_write = sent[5]
+    assert "UPDATE registry_score" in final_write and "INSERT INTO registry_event" in final_write
+    assert "registry_stamp" not in final_write  # unchanged registry stamps are left alone
+    with connection.cursor() as cursor:  # the usage row's setting ended with its own transaction
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone() == ("on",)
+
+
+def test_a_rescore_keeps_a_deduplicated_stamp_without_touching_the_links(committed_db, client):
+    """The links read with the stamps cover every nullifier they carry: a rescore that changes no link writes
+    none (no savepoint, no failed insert and re-plan)."""
+    community = factories.community(weights={"Google": 1, "Ens": 2}, threshold="1")
+    factories.cache_stamp(A, signed_stamp(A, "Google", nullifiers=["v0:shared"]))
+    factories.cache_stamp(B, signed_stamp(B, "Google", nullifiers=["v0:shared"]))
+    factories.cache_stamp(B, signed_stamp(B, "Ens", nullifiers=["v0:ens-b"]))
+    url = f"/internal/score/v2/{community.id}/{B}"
+    assert client.get(f"/internal/score/v2/{community.id}/{A}", **INTERNAL_AUTH).status_code == 200
+    assert client.get(url, **INTERNAL_AUTH).status_code == 200
+
+    with CaptureQueriesContext(connection) as capture:
+        body = client.get(url, **INTERNAL_AUTH).json()
+
+    assert body["stamps"]["Google"]["dedup"] is True and body["stamps"]["Ens"]["dedup"] is False
+    sent = statements(capture)
+    assert not [s for s in sent if "registry_hashscorerlink" in s and not s.startswith("WITH p_ins")], sent
+    assert not [s for s in sent if s.startswith("SAVEPOINT")], sent
+
+
+def test_the_events_of_one_scoring_keep_their_order(committed_db, client):
+    """LDP (written while de-duplicating) before SCU (the score), as the original writes them."""
+    community = factories.community(weights={"Google": 1}, threshold="1")
+    factories.cache_stamp(A, signed_stamp(A, "Google", nullifiers=["v0:shared"]))
+    factories.cache_stamp(B, signed_stamp(B, "Google", nullifiers=["v0:shared"]))
+    client.get(f"/internal/score/v2/{community.id}/{A}", **INTERNAL_AUTH)
+    Event.objects.all().delete()
+
+    client.get(f"/internal/score/v2/{community.id}/{B}", **INTERNAL_AUTH)
+
+    assert list(Event.objects.order_by("id").values_list("action", flat=True)) == ["LDP", "SCU"]
+    assert Score.objects.get(passport__address=B).status == "DONE"
+
+
+@pytest.mark.django_db
+def test_submitted_stamps_reach_didkit_once_before_the_transaction(client, monkeypatch):
+    """A submitted credential is verified before the transaction; read back from jsonb under the lock (another
+    text, keys reordered) it is found again, so didkit never runs while the lock is held."""
+    community = factories.community(weights={"Google": 1, "Ens": 1}, threshold="1")
+    factories.cache_stamp(A, signed_stamp(A, "Ens"))
+    batches = []
+    real = proofs._verify_documents
+
+    async def counted(documents):
+        batches.append(len(documents))
+        return await real(documents)
+
+    monkeypatch.setattr(proofs, "_verify_documents", counted)
+    body = {"scorer_id": community.id, "stamps": [signed_stamp(A, "Google")]}
+
+    response = client.post(f"/internal/embed/stamps/{A}", json.dumps(body), content_type="application/json")
+
+    assert response.status_code == 200 and response.json()["score"]["score"] == "2.00000"
+    assert batches == [2]  # the stored Ens stamp and the submitted Google stamp, together, once
+
+
+def test_prepared_statements_are_an_opt_in_of_the_database_url():
+    default = database_from_url("postgres://u:p@db.internal:5432/scorer", **URL_ARGS)["OPTIONS"]
+    assert default["prepare_threshold"] is None and "server_side_binding" not in default
+    opted = database_from_url("postgres://u@db/scorer?server_side_binding=true&prepare_threshold=5", **URL_ARGS)
+    assert opted["OPTIONS"]["server_side_binding"] is True and opted["OPTIONS"]["prepare_threshold"] == 5
+    off = database_from_url("postgres://u@db/scorer?server_side_binding=off&prepare_threshold=none", **URL_ARGS)
+    assert off["OPTIONS"]["server_side_binding"] is False and off["OPTIONS"]["prepare_threshold"] is None
+
+
+URL_ARGS = {"conn_max_age": 60, "connect_timeout": 3, "app_name": "scorer_fast"}
+
+
+@dataclass(frozen=True)
+class _Pair:
+    a: int
+    b: str
+
+
+@pytest.mark.django_db
+def test_rows_are_built_by_column_name_and_a_drifted_statement_fails_loudly():
+    assert sql.fetch_one(_Pair, "SELECT 'x' AS b, 1 AS a") == _Pair(a=1, b="x")
+    assert sql.fetch_all(_Pair, "SELECT 2 AS a, 'y' AS b UNION ALL SELECT 3, 'z'") == [_Pair(2, "y"), _Pair(3, "z")]
+    with pytest.raises(TypeError, match="_Pair: the statement returns"):
+        sql.fetch_one(_Pair, "SELECT 1 AS a, 'x' AS c")
+
+
+def test_the_reused_cursor_follows_the_connection_it_belongs_to(committed_db):
+    first = sql.cursor()
+    assert sql.cursor() is first  # one cursor per connection, not per statement
+    backend = sql.one("SELECT pg_backend_pid()")
+    connection.close()  # as after CONN_MAX_AGE or a failed health check
+    connection.ensure_connection()  # and reopened by another statement first
+
+    assert sql.one("SELECT pg_backend_pid()") != backend  # a new connection, and a new cursor on it
+    assert sql.cursor() is not first
+
+
+@pytest.mark.django_db
+def test_an_unknown_scorer_is_reported_before_an_invalid_address(client):
+    """The community and the address's stamps are read in one statement, but the original's order of answers
+    stays: the scorer lookup fails first."""
+    owner = factories.account()
+    key = factories.api_key(owner)
+    v2 = client.get("/v2/stamps/999999/score/0x12", HTTP_X_API_KEY=key)
+    internal = client.get("/internal/score/v2/999999/0x12", **INTERNAL_AUTH)
+    embed = client.get("/internal/embed/score/999999/0x12")
+    assert (v2.status_code, internal.status_code, embed.status_code) == (404, 404, 400)
+    assert "scorer" in v2.content.decode().lower() and "community" in internal.content.decode().lower()
+    assert "Invalid scorer_id" in embed.content.decode()
+    community = factories.community(owner=owner)
+    assert "Invalid address" in client.get(f"/v2/stamps/{community.id}/score/0x12", HTTP_X_API_KEY=key).content.decode()
