@@ -101,6 +101,7 @@ def main() -> None:
         os.environ.update(PRODUCTION_FLAGS)
     os.environ.update(DJANGO_SETTINGS_MODULE="settings.base", SCORER_ENV="development")
     embedded = not os.environ.get("DATABASE_URL")
+    own_redis = args.flags == "on" and not os.environ.get("CELERY_BROKER_URL")  # settings start an embedded one
     prepare_database()
     if args.prepared is not None:
         separator = "&" if "?" in os.environ["DATABASE_URL"] else "?"
@@ -174,6 +175,10 @@ def main() -> None:
         from settings import embedded_pg
 
         embedded_pg.stop()
+    if own_redis:
+        from settings import embedded_redis
+
+        embedded_redis.stop()
     os._exit(0)
 
 
