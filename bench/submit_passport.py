@@ -54,7 +54,8 @@ def signed_bodies(community: int, count: int) -> list[dict]:
 
 def rate_limit_check_cost(env: dict, calls: int = 5000) -> float:
     """The added work per request, measured in-process (immune to the load generator's noise): median µs of one
-    `enforce_rate_limit` call (django-ratelimit: SET NX, then EXISTS + INCRBY, on the configured Redis)."""
+    `enforce_rate_limit` call (django-ratelimit: SET NX, then EXISTS + INCRBY as one script, scorer_fast/redis_cache.py,
+    on the configured Redis)."""
     code = f"""
 import django, os, statistics, time
 django.setup()

@@ -1,19 +1,26 @@
 """Django's RedisCache with one redis client per connection pool instead of one per command.
 
 Django builds a new `redis.Redis` object for every cache call (about 60 µs each with redis-py 8, two of the three
-calls a rate-limit check makes); a client over a connection pool is thread-safe and can be reused. The commands
-sent, the key function and the stored values are Django's own, so the counters stay the original's.
+calls a rate-limit check makes); a client over a connection pool is thread-safe and can be reused. The key function
+and the stored values are Django's own, so the counters stay the original's.
+
+`incr` (django-ratelimit's second call once a window's counter exists) is Django's `EXISTS` then `INCRBY` sent as
+one Lua script: one round trip instead of two, with the same result (`ValueError` for a missing key), and a key
+that expires between the two commands can no longer be recreated by `INCRBY` without its expiry.
 """
 
 from typing import Any
 
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 
+_INCR_EXISTING = "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBY', KEYS[1], ARGV[1]) end"
+
 
 class _ReusedClientCacheClient(RedisCacheClient):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._clients: dict[int, Any] = {}
+        self._incr_scripts: dict[int, Any] = {}
 
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
         pool = self._get_connection_pool(write)
@@ -21,6 +28,16 @@ class _ReusedClientCacheClient(RedisCacheClient):
         if client is None:
             client = self._clients.setdefault(id(pool), self._client(connection_pool=pool))
         return client
+
+    def incr(self, key: Any, delta: int) -> int:
+        client = self.get_client(key, write=True)
+        script = self._incr_scripts.get(id(client))
+        if script is None:
+            script = self._incr_scripts.setdefault(id(client), client.register_script(_INCR_EXISTING))
+        value = script(keys=[key], args=[delta])  # EVALSHA, loading the script once per Redis server
+        if value is None:
+            raise ValueError(f"Key '{key}' not found.")
+        return value
 
 
 class ReusedClientRedisCache(RedisCache):

@@ -88,6 +88,21 @@ def test_a_counter_written_by_the_original_is_honoured(client, partner, rate_lim
     assert v2(client, community, key).status_code == 429
 
 
+def test_the_counter_increment_keeps_the_window_and_never_creates_a_counter(rate_limits_on, redis_client):
+    """The cache's incr (one Lua script, scorer_fast/redis_cache.py) behaves as Django's EXISTS + INCRBY."""
+    from django.core.cache import caches
+
+    cache = caches["ratelimit"]
+    with pytest.raises(ValueError):
+        cache.incr("rl:test:absent")
+    assert not redis_client.exists(":1:rl:test:absent")
+    assert cache.add("rl:test:window", 1, 900)
+    assert cache.incr("rl:test:window") == 2
+    assert cache.incr("rl:test:window", 3) == 5
+    assert redis_client.get(":1:rl:test:window") == b"5"
+    assert 895 <= redis_client.ttl(":1:rl:test:window") <= 900
+
+
 @pytest.mark.parametrize("rate", ["", None])
 def test_a_key_without_a_rate_is_never_limited_and_touches_no_counter(
     client, partner, rate_limits_on, redis_client, rate
