@@ -20,24 +20,11 @@ REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("PGSERVER_DATA", str(REPO / ".pgdata-profile"))
 sys.path.insert(0, str(REPO))
 
-from run import PRODUCTION_FLAGS, STAMPS_PER_ADDRESS  # noqa: E402
+from run import PRODUCTION_FLAGS, STAMPS_PER_ADDRESS, database_url  # noqa: E402
 
 from bench import measure  # noqa: E402
 
 PACKAGES = ("scorer_fast", "django", "ninja", "pydantic", "psycopg", "opentelemetry", "logging", "json", "didkit")
-
-
-def prepare_database() -> None:
-    import psycopg
-
-    from settings import embedded_pg
-
-    base = os.environ.get("DATABASE_URL") or embedded_pg.ensure_running()
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS scorer_profile WITH (FORCE)")
-        conn.execute("CREATE DATABASE scorer_profile")
-    head, _, tail = base.partition("?")
-    os.environ["DATABASE_URL"] = head.rsplit("/", 1)[0] + "/scorer_profile" + ("?" + tail if tail else "")
 
 
 def seed() -> tuple[int, str, str]:
@@ -102,7 +89,7 @@ def main() -> None:
     os.environ.update(DJANGO_SETTINGS_MODULE="settings.base", SCORER_ENV="development")
     embedded = not os.environ.get("DATABASE_URL")
     own_redis = args.flags == "on" and not os.environ.get("CELERY_BROKER_URL")  # settings start an embedded one
-    prepare_database()
+    os.environ["DATABASE_URL"] = database_url("scorer_profile")
     if args.prepared is not None:
         separator = "&" if "?" in os.environ["DATABASE_URL"] else "?"
         os.environ["DATABASE_URL"] += f"{separator}server_side_binding=true&prepare_threshold={args.prepared}"

@@ -30,17 +30,18 @@ PORT = int(os.environ.get("BENCH_PORT", "8765"))
 STAMPS_PER_ADDRESS = 10
 
 
-def database_url() -> str:
+def database_url(name: str = "scorer_bench") -> str:
+    """A fresh database `name` on DATABASE_URL's server, else on the embedded one; its URL."""
     import psycopg
 
     from settings import embedded_pg
 
     base = os.environ.get("DATABASE_URL") or embedded_pg.ensure_running()
     with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS scorer_bench WITH (FORCE)")
-        conn.execute("CREATE DATABASE scorer_bench")
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
     head, _, tail = base.partition("?")
-    return head.rsplit("/", 1)[0] + "/scorer_bench" + ("?" + tail if tail else "")
+    return head.rsplit("/", 1)[0] + f"/{name}" + ("?" + tail if tail else "")
 
 
 def seed(env: dict, addresses: int) -> dict:
