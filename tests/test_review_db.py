@@ -22,11 +22,6 @@ def registry_stamp_providers(passport_id: int) -> list[str]:
         return [provider for (provider,) in cursor.fetchall()]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="stamps_unchanged compares against registry_stamp as read by the scoring snapshot; a foreign rewrite "
-    "committed between that statement and the final write is left in place under our score",
-)
 def test_registry_stamps_rewritten_by_the_original_after_our_snapshot_are_replaced(committed_db):
     """Our snapshot reads registry_stamp = [Google] (what we will keep), then our link refresh waits on the
     original, which rewrites the passport's registry stamps and refreshes the same link, and commits. Our final
@@ -94,3 +89,24 @@ def test_the_reused_cursor_is_per_thread_and_survives_a_killed_connection(commit
         sql.one("SELECT 1")
     close_old_connections()  # what Django runs when the request ends
     assert sql.one("SELECT 1") == (1,) and sql.cursor() is not ours
+
+
+@pytest.mark.django_db
+def test_the_registry_stamp_probe_sees_a_row_deleted_or_added_since_the_snapshot():
+    from scorer_fast.db import scores
+    from scorer_fast.models import Stamp
+
+    passport = Passport.objects.create(address=A, community=factories.community(weights={"Google": 1}))
+    ids = [Stamp.objects.create(passport=passport, provider=p, credential={}).id for p in ("Google", "Ens")]
+
+    def replaced() -> bool:
+        return sql.execute_together([], probe=scores.stamps_replaced_since(passport.id, ids))
+
+    assert replaced() is False
+    Stamp.objects.create(passport=passport, provider="Github", credential={})
+    assert replaced() is True
+    Stamp.objects.filter(provider="Github").delete()
+    Stamp.objects.filter(id=ids[1]).delete()
+    assert replaced() is True
+    Stamp.objects.filter(passport=passport).delete()
+    assert sql.execute_together([], probe=scores.stamps_replaced_since(passport.id, [])) is False  # none, none

@@ -65,7 +65,9 @@ def test_a_warm_v2_score_with_every_production_flag_is_eight_statements(committe
         assert statement.startswith(start), (start, statement[:120])
     final_write = sent[5]
     assert "UPDATE registry_score" in final_write and "INSERT INTO registry_event" in final_write
-    assert "registry_stamp" not in final_write  # unchanged registry stamps are left alone
+    # unchanged registry stamps are left alone, only checked for a rewrite by another writer in the same statement
+    assert "DELETE FROM registry_stamp" not in final_write and "INSERT INTO registry_stamp" not in final_write
+    assert "probe AS (SELECT 1 FROM registry_stamp" in final_write
     with connection.cursor() as cursor:  # the usage row's setting ended with its own transaction
         cursor.execute("SHOW synchronous_commit")
         assert cursor.fetchone() == ("on",)

@@ -41,6 +41,7 @@ class ScoringSnapshot:
     score_id: int
     stamps: list[CachedStamp]  # the address's live stamps (ceramic.SCORING_STAMPS)
     stored_stamps: list[tuple[str, str]]  # registry_stamp (provider, credential text) of the passport, by id
+    stored_stamp_ids: list[int]  # their ids, to see at write time whether another writer replaced them
     links: dict[str, Link]  # registry_hashscorerlink of every nullifier the live stamps carry, in this community
     human_key_providers: set[str]  # registry_humanpoints HKY providers (human points reads only)
     qualified_communities: int  # registry_humanpointscommunityqualifiedusers rows of the address, this one included
@@ -52,6 +53,7 @@ class _SnapshotRecord:
     score_id: int | None
     stamps: list[list[str]]
     stored_stamps: list[list[str]]
+    stored_stamp_ids: list[int]
     link_hashes: list[str] | None
     link_addresses: list[str] | None
     link_expires: list[datetime] | None
@@ -93,6 +95,7 @@ SELECT p.id AS passport_id,
        ARRAY(SELECT ARRAY[st.provider, st.stamp] FROM st ORDER BY st.provider) AS stamps,
        ARRAY(SELECT ARRAY[r.provider, r.credential::text] FROM registry_stamp r WHERE r.passport_id = p.id
              ORDER BY r.id) AS stored_stamps,
+       ARRAY(SELECT r.id FROM registry_stamp r WHERE r.passport_id = p.id ORDER BY r.id) AS stored_stamp_ids,
        links.link_hashes, links.link_addresses, links.link_expires,
        {points}
 FROM p
@@ -150,6 +153,7 @@ def _snapshot(record: _SnapshotRecord, known: Mapping[str, CachedStamp] | None) 
         score_id=record.score_id,
         stamps=ceramic.cached_stamps(record.stamps, known),
         stored_stamps=[(provider, text) for provider, text in record.stored_stamps],
+        stored_stamp_ids=list(record.stored_stamp_ids),
         links=links,
         human_key_providers=set(record.human_key_providers or ()),
         qualified_communities=qualified,
@@ -192,6 +196,16 @@ def stamps_unchanged(stored: list[tuple[str, str]], kept: list[CachedStamp]) -> 
     return [(provider, sql.json_value(text)) for provider, text in stored] == [
         (stamp.provider, stamp.credential) for stamp in kept
     ]
+
+
+def stamps_replaced_since(passport_id: int, snapshot_ids: list[int]) -> Statement:
+    """A probe (a row means yes): registry_stamp of the passport is no longer the rows the snapshot read, because
+    another writer (the original takes none of our locks) deleted or added rows since."""
+    return Statement(
+        "SELECT 1 FROM registry_stamp WHERE passport_id = %s AND id <> ALL(%s::bigint[]) "
+        "UNION ALL SELECT 1 WHERE (SELECT COUNT(*) FROM registry_stamp WHERE id = ANY(%s::bigint[])) < %s",
+        [passport_id, snapshot_ids, snapshot_ids, len(snapshot_ids)],
+    )
 
 
 def stamps_replace(passport_id: int, kept: list[CachedStamp]) -> list[Statement]:

@@ -57,16 +57,22 @@ def execute(sql: str, params: Params = ()) -> int:
     return c.rowcount
 
 
-def execute_together(statements: Sequence[Statement]) -> None:
+def execute_together(statements: Sequence[Statement], *, probe: Statement | None = None) -> bool:
     """Several INSERT/UPDATE/DELETE statements in one round trip, as data-modifying CTEs of one statement. They
-    run on one snapshot and do not see each other's rows: only for writes to different rows."""
-    if not statements:
-        return
-    if len(statements) == 1:
-        execute(statements[0].sql, statements[0].params)
-        return
-    parts = ", ".join(f"w{index} AS ({statement.sql})" for index, statement in enumerate(statements))
-    execute(f"WITH {parts} SELECT 1", [param for statement in statements for param in statement.params])
+    run on one snapshot and do not see each other's rows: only for writes to different rows. `probe`, a SELECT
+    sent along in the same statement, tells whether it returns a row (False without one)."""
+    if probe is None:
+        if len(statements) == 1:
+            execute(statements[0].sql, statements[0].params)
+        elif statements:
+            parts = ", ".join(f"w{index} AS ({statement.sql})" for index, statement in enumerate(statements))
+            execute(f"WITH {parts} SELECT 1", [param for statement in statements for param in statement.params])
+        return False
+    parts = "".join(f"w{index} AS ({statement.sql}), " for index, statement in enumerate(statements))
+    params = [param for statement in (*statements, probe) for param in statement.params]
+    return bool(
+        count(f"WITH {parts}probe AS ({probe.sql}) SELECT COUNT(*) FROM (SELECT 1 FROM probe LIMIT 1) p", params)
+    )
 
 
 @cache

@@ -93,7 +93,9 @@ def score_address(*, address: str, community: CommunityRow, proofs: RequestProof
         event = score_update_event_data(score_id=snapshot.score_id, passport_id=snapshot.passport_id, fields=fields)
         writes.events.append(("SCU", event))
     writes.statements += events.events_insert(address, community.id, writes.events, now)
-    sql.execute_together(writes.statements)
+    if sql.execute_together(writes.statements, probe=writes.stamps_probe):
+        # Another writer replaced registry_stamp after our snapshot: ours is the latest scoring, so its rows win.
+        sql.execute_together(scores.stamps_replace(snapshot.passport_id, writes.kept))
     return fields
 
 
@@ -104,6 +106,9 @@ class _Writes:
 
     statements: list[Statement] = field(default_factory=list)
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # registry_stamp looked unchanged: check that at write time, and rewrite it with `kept` if it was not
+    stamps_probe: Statement | None = None
+    kept: list[CachedStamp] = field(default_factory=list)
 
 
 def _run_pipeline(
@@ -126,6 +131,9 @@ def _run_pipeline(
         writes.events += [("LDP", document) for document in plan.events]
         if not scores.stamps_unchanged(snapshot.stored_stamps, plan.kept):
             writes.statements += scores.stamps_replace(snapshot.passport_id, plan.kept)
+        else:
+            writes.stamps_probe = scores.stamps_replaced_since(snapshot.passport_id, snapshot.stored_stamp_ids)
+            writes.kept = plan.kept
         fields = compute_score(kept=plan.kept, deduplicated=plan.deduplicated, config=config, now=now)
         if _may_earn_human_points(community, now) and fields.score == 1:
             writes.statements += _award_human_points(
