@@ -6,13 +6,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from django.db import OperationalError
-
 from scorer_fast.db import ceramic, sql
 from scorer_fast.db.sql import Statement
 from scorer_fast.domain.computation import ScoreFields
 from scorer_fast.domain.credentials import CachedStamp
 from scorer_fast.domain.dedup import Link
+from scorer_fast.errors import DatabaseBusy
 
 _UPSERT_ATTEMPTS = 3
 
@@ -133,7 +132,8 @@ def scoring_snapshot(
         record = sql.fetch_one(_SnapshotRecord, statement, {"address": address, "community": community_id})
         if record is not None and record.score_id is not None:
             return _snapshot(record, known)
-    raise OperationalError(f"upsert found no row after {_UPSERT_ATTEMPTS} attempts")
+    # Still losing to other writers: retryable, so 503 "busy" (not "database unavailable", nor a 500).
+    raise DatabaseBusy()
 
 
 def _snapshot(record: _SnapshotRecord, known: Mapping[str, CachedStamp] | None) -> ScoringSnapshot:
