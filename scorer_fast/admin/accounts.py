@@ -1,7 +1,5 @@
 """Accounts, API keys (never their hashes), communities and their scorers, partner configuration, human points."""
 
-from typing import Any
-
 from django.contrib import admin
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
@@ -17,8 +15,7 @@ from scorer_fast.admin.base import (
     changelist_link,
     pretty_json,
 )
-
-SECRET_HEADERS = {"x-api-key", "authorization", "cookie"}
+from scorer_fast.services.analytics import masked_headers
 
 
 @admin.register(models.Account)
@@ -126,10 +123,7 @@ class AccountAPIKeyAnalyticsAdmin(ReadOnlyAdmin):
 
     @admin.display(description="headers")
     def masked_headers(self, obj: models.AccountAPIKeyAnalytics) -> str:
-        headers: Any = obj.headers if isinstance(obj.headers, dict) else {}
-        return pretty_json(
-            {name: "***" if name.lower() in SECRET_HEADERS else value for name, value in headers.items()}
-        )
+        return pretty_json(masked_headers(obj.headers if isinstance(obj.headers, dict) else {}))
 
 
 @admin.register(models.Community)

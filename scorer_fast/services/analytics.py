@@ -10,7 +10,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -69,7 +69,7 @@ def record_api_usage(request: HttpRequest, response: HttpResponse) -> None:
         "api_key_id": usage.principal.key_id,
         "path": _storable(request.path),
         "query_params": _storable({key: request.GET.getlist(key) for key in request.GET}),
-        "headers": _storable(_masked_headers(request)),
+        "headers": _storable(masked_headers(request.headers)),
         "payload": _storable(usage.payload),
         "response": response.content.decode("utf-8", errors="replace"),
         "error": _storable(usage.error),
@@ -143,5 +143,6 @@ def _storable(value: Any) -> Any:
     return root[0]
 
 
-def _masked_headers(request: HttpRequest) -> dict[str, str]:
-    return {name: ("***" if name.lower() in _SECRET_HEADERS else value) for name, value in request.headers.items()}
+def masked_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
+    """The headers as recorded and shown: the API key, `Authorization` and cookies replaced by `***`."""
+    return {name: ("***" if name.lower() in _SECRET_HEADERS else value) for name, value in headers.items()}
