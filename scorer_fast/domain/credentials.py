@@ -9,6 +9,12 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 
+def subject_provider(credential: Any) -> Any:
+    """`credentialSubject.provider` of a credential of any shape, None where it has none (not yet type-checked)."""
+    subject = credential.get("credentialSubject") if isinstance(credential, dict) else None
+    return subject.get("provider") if isinstance(subject, dict) else None
+
+
 @dataclass(frozen=True)
 class CachedStamp:
     """A live row of ceramic_cache_ceramiccache: the provider column and the stored credential."""
@@ -80,8 +86,7 @@ def select_valid_stamps(
         if expiration is None or expiration < now:
             logger.info("stamp dropped: expired or without a valid expirationDate", extra={"provider": stamp.provider})
             continue
-        subject = credential.get("credentialSubject")
-        if not isinstance(subject, dict) or subject.get("provider") != stamp.provider:
+        if subject_provider(credential) != stamp.provider:
             # Decision 19: a row stored under another provider name than its credential's never counts.
             logger.info(
                 "stamp dropped: provider column differs from the credential", extra={"provider": stamp.provider}

@@ -9,6 +9,7 @@ from typing import Any
 
 from scorer_fast.db import ceramic
 from scorer_fast.db.ceramic import NewCeramicRow
+from scorer_fast.domain.credentials import subject_provider
 from scorer_fast.domain.formats import cached_stamp_response
 from scorer_fast.errors import BadRequest, TooManyStamps
 
@@ -61,11 +62,10 @@ def to_ceramic_rows(stamps: list[SubmittedStamp]) -> list[NewCeramicRow]:
             raise BadRequest(f"Stamp {index} ({provider}): missing proof.proofValue.")
         if len(proof_value) > _MAX_PROOF_VALUE_LENGTH:
             raise BadRequest(f"Stamp {index} ({provider}): proof.proofValue is too long.")
-        subject = credential.get("credentialSubject")
-        subject_provider = subject.get("provider") if isinstance(subject, dict) else None
-        if not isinstance(subject_provider, str) or not subject_provider:
+        own_provider = subject_provider(credential)
+        if not isinstance(own_provider, str) or not own_provider:
             raise BadRequest(f"Stamp {index} ({provider}): missing credentialSubject.provider.")
-        if subject_provider != provider:
+        if own_provider != provider:
             # Decision 19: a stamp counts only under its own provider, so it may only be stored under it.
             raise BadRequest(f"Stamp {index} ({provider}): provider does not match credentialSubject.provider.")
         if provider in seen:

@@ -13,7 +13,7 @@ from scorer_fast.db.ceramic import NewCeramicRow
 from scorer_fast.db.keys import CommunityRow
 from scorer_fast.db.transactions import run_durable
 from scorer_fast.domain.addresses import normalize_address
-from scorer_fast.domain.credentials import CachedStamp
+from scorer_fast.domain.credentials import CachedStamp, subject_provider
 from scorer_fast.domain.formats import score_response
 from scorer_fast.domain.proofs import RequestProofs
 from scorer_fast.errors import BadRequest, InvalidAddress, InvalidScorerId, NotFound, ScoreCalculationFailed
@@ -111,14 +111,9 @@ def _embed_community(scorer_id: int, address: str | None) -> tuple[CommunityRow,
 
 def embed_add_stamps(*, raw_address: str, scorer_id: int, credentials: list[Any]) -> dict[str, Any]:
     address = normalize_address(raw_address)
-    rows = to_ceramic_rows([SubmittedStamp(_subject_provider(c), c) for c in credentials])
+    rows = to_ceramic_rows([SubmittedStamp(subject_provider(c), c) for c in credentials])
     community, stamps = _embed_community(scorer_id, address)
     return _add_stamps_and_score(address, community, rows, source_app=SOURCE_APP_EMBED, stamps=stamps)
-
-
-def _subject_provider(credential: Any) -> Any:
-    subject = credential.get("credentialSubject") if isinstance(credential, dict) else None
-    return subject.get("provider") if isinstance(subject, dict) else None
 
 
 def embed_score(*, scorer_id: int, raw_address: str) -> dict[str, Any]:
