@@ -67,6 +67,11 @@ HUMAN_POINTS_MTA_ENABLED = env_bool("HUMAN_POINTS_MTA_ENABLED", default=False)
 # In-memory cache of didkit verdicts, per worker process (a proof's validity never changes).
 VERIFIED_PROOF_CACHE_SIZE = env_int("VERIFIED_PROOF_CACHE_SIZE", 50_000)
 WEIGHTS_CACHE_SECONDS = env_int("WEIGHTS_CACHE_SECONDS", 60)
+# Per-worker bounds (docs/decisions.md): a community's scorer setup (type, weights, threshold, customization) and an
+# API key that authenticated are reused for at most this many seconds, so a weight change, a revoked key or a new
+# rate limit takes effect within that bound. 0 reads them on every request.
+SCORER_SETUP_CACHE_SECONDS = env_int("SCORER_SETUP_CACHE_SECONDS", 5)
+API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 5)
 
 # --- auth --------------------------------------------------------------------------------------------------------
 DEMO_API_KEY = env_str("DEMO_API_KEY") or None

@@ -2,6 +2,7 @@
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pytest
 from django.db import connection
@@ -9,7 +10,8 @@ from django.test.utils import CaptureQueriesContext
 
 from scorer_fast.db import sql
 from scorer_fast.domain import proofs
-from scorer_fast.models import Event, Score
+from scorer_fast.models import CeramicCache, Event, HashScorerLink, Revocation, Score, Stamp
+from scorer_fast.services import scoring
 from settings.database import database_from_url
 from tests import factories
 from tests.credentials import signed_stamp
@@ -32,7 +34,7 @@ def statements(capture: CaptureQueriesContext) -> list[str]:
     return [" ".join(query["sql"].split()) for query in capture.captured_queries]
 
 
-def test_a_warm_v2_score_with_every_production_flag_is_eight_statements(committed_db, production_flags, client):
+def test_a_warm_v2_score_with_every_production_flag_is_seven_statements(committed_db, production_flags, client):
     owner = factories.account()
     community = factories.community(
         owner=owner, weights={p: 2 for p in PROVIDERS}, threshold="1", human_points_program=True
@@ -49,11 +51,13 @@ def test_a_warm_v2_score_with_every_production_flag_is_eight_statements(committe
     assert response.status_code == 200 and response.json()["passing_score"] is True
     sent = statements(capture)
     expected_starts = [
-        "SELECT id, account_id, hashed_key",  # the API key
-        "SELECT c.id, c.account_id, c.scorer_id",  # community, scorer setup and live stamps: before the lock
+        # the API key and the scorer setup come from the worker's caches (tests/test_worker_caches.py)
+        "SELECT ARRAY(SELECT ARRAY[t.provider, t.stamp, t.version]",  # the live stamps: before the lock
         "BEGIN",
         "SELECT pg_advisory_xact_lock(",  # with the transaction's timeouts
-        "WITH p_ins AS ( INSERT INTO registry_passport",  # upserts, stamps, registry stamps, links, points rows
+        # passport and score ids (no upserts: the rows exist), the live stamps' versions only (they were read ahead),
+        # registry stamps, links, points rows
+        "SELECT p.id AS passport_id, s.id AS score_id",
         "WITH w0 AS (INSERT INTO registry_humanpointscommunityqualifiedusers",  # every write after scoring
         "COMMIT",
         # the usage row, after the commit, without waiting for its WAL flush
@@ -63,7 +67,9 @@ def test_a_warm_v2_score_with_every_production_flag_is_eight_statements(committe
     assert len(sent) == len(expected_starts), sent
     for statement, start in zip(sent, expected_starts, strict=True):
         assert statement.startswith(start), (start, statement[:120])
-    final_write = sent[5]
+    snapshot = sent[3]
+    assert "ARRAY[t.provider, t.stamp" not in snapshot and "jsonb_array_elements" not in snapshot  # read once
+    final_write = sent[4]
     assert "UPDATE registry_score" in final_write and "INSERT INTO registry_event" in final_write
     # unchanged registry stamps are left alone, only checked for a rewrite by another writer in the same statement
     assert "DELETE FROM registry_stamp" not in final_write and "INSERT INTO registry_stamp" not in final_write
@@ -71,6 +77,68 @@ def test_a_warm_v2_score_with_every_production_flag_is_eight_statements(committe
     with connection.cursor() as cursor:  # the usage row's setting ended with its own transaction
         cursor.execute("SHOW synchronous_commit")
         assert cursor.fetchone() == ("on",)
+
+
+def test_a_cold_worker_reads_key_and_setup_with_the_stamps(committed_db, production_flags, client):
+    """Nothing cached yet: the API key, then the community with its setup and the live stamps in one statement."""
+    owner = factories.account()
+    community = factories.community(owner=owner, weights={p: 2 for p in PROVIDERS}, threshold="1")
+    key = factories.api_key(owner)
+    factories.cache_stamp(A, signed_stamp(A, "Google"))
+
+    with CaptureQueriesContext(connection) as capture:
+        assert client.get(f"/v2/stamps/{community.id}/score/{A}", HTTP_X_API_KEY=key).status_code == 200
+
+    sent = statements(capture)
+    assert sent[0].startswith("SELECT id, account_id, hashed_key") and sent[1].startswith("SELECT c.id, c.account_id")
+
+
+def _change_after_the_read_ahead(monkeypatch, change):
+    """Run `change` (another writer, committed) between the stamps read before the transaction and the lock."""
+    real = scoring.check_proofs_ahead
+
+    def then_change(*args, **kwargs):
+        proofs = real(*args, **kwargs)
+        change()
+        return proofs
+
+    monkeypatch.setattr(scoring, "check_proofs_ahead", then_change)
+
+
+@pytest.mark.parametrize("change", ["soft_delete", "update_in_place", "revoke"])
+def test_stamps_changed_after_the_read_ahead_are_read_again_under_the_lock(committed_db, client, monkeypatch, change):
+    """The statement under the lock compares the live rows' versions (id and xmin) with the stamps read ahead; when
+    another writer changed them in between, the stamps are read again under the lock and scoring uses those."""
+    community = factories.community(weights={"Google": 1, "Ens": 2}, threshold="1")
+    factories.cache_stamp(A, signed_stamp(A, "Google"))
+    ens = factories.cache_stamp(A, signed_stamp(A, "Ens"))
+    url = f"/internal/score/v2/{community.id}/{A}"
+    assert client.get(url, **INTERNAL_AUTH).json()["score"] == "3.00000"
+    replacement = signed_stamp(A, "Ens", nullifiers=["v0:replaced"])
+
+    def apply() -> None:
+        if change == "soft_delete":
+            CeramicCache.objects.filter(pk=ens.pk).update(deleted_at=datetime.now(UTC))
+        elif change == "update_in_place":  # the same row (same id and updated_at), another credential
+            CeramicCache.objects.filter(pk=ens.pk).update(stamp=replacement)
+        else:
+            Revocation.objects.create(proof_value=ens.proof_value, ceramic_cache_id=ens.pk)
+
+    _change_after_the_read_ahead(monkeypatch, apply)
+    with CaptureQueriesContext(connection) as capture:
+        body = client.get(url, **INTERNAL_AUTH).json()
+
+    sent = statements(capture)
+    checked = [s for s in sent if s.startswith("SELECT p.id AS passport_id, s.id AS score_id")]
+    assert len(checked) == 1 and len([s for s in sent if s.startswith("WITH p_ins")]) == 1  # check, then full read
+    if change == "update_in_place":
+        assert body["score"] == "3.00000"
+        stored = Stamp.objects.get(passport__address=A, provider="Ens").credential
+        assert stored["credentialSubject"]["nullifiers"] == ["v0:replaced"]
+        assert HashScorerLink.objects.filter(hash="v0:replaced", address=A).exists()
+    else:
+        assert body["score"] == "1.00000" and list(body["stamps"]) == ["Google"]
+        assert list(Stamp.objects.filter(passport__address=A).values_list("provider", flat=True)) == ["Google"]
 
 
 def test_a_rescore_keeps_a_deduplicated_stamp_without_touching_the_links(committed_db, client):
@@ -89,7 +157,8 @@ def test_a_rescore_keeps_a_deduplicated_stamp_without_touching_the_links(committ
 
     assert body["stamps"]["Google"]["dedup"] is True and body["stamps"]["Ens"]["dedup"] is False
     sent = statements(capture)
-    assert not [s for s in sent if "registry_hashscorerlink" in s and not s.startswith("WITH p_ins")], sent
+    snapshots = ("WITH p_ins", "SELECT p.id AS passport_id")
+    assert not [s for s in sent if "registry_hashscorerlink" in s and not s.startswith(snapshots)], sent
     assert not [s for s in sent if s.startswith("SAVEPOINT")], sent
 
 

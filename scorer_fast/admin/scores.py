@@ -28,7 +28,7 @@ from scorer_fast.admin.base import (
 )
 from scorer_fast.domain.dedup import stamp_nullifiers
 from scorer_fast.errors import ScoreCalculationFailed, ScorerError
-from scorer_fast.services import use_cases
+from scorer_fast.services import communities, use_cases
 
 logger = logging.getLogger(__name__)
 
@@ -236,6 +236,7 @@ class ScoreAdmin(AddressSearchAdmin):
             )
             return
         rescored, failed = [], []
+        communities.forget_all()  # a staff member who just changed a weight rescores with it, not the cached setup
         for score in selected:
             problem = _rescore(score.passport)
             if problem is None:

@@ -12,9 +12,12 @@ CERAMIC_TYPE_V1 = 1
 
 # Live, unrevoked rows (any type); per provider the latest updated_at wins. The stamp comes as jsonb's own text
 # (canonical: one text per value), which keys the proof cache and is compared before anything is parsed; `subject`
-# (its credentialSubject, still jsonb) lets a statement that embeds this one read the nullifiers without parsing.
+# (its credentialSubject, still jsonb) lets a statement that embeds this one read the nullifiers without parsing;
+# `version` is the row version (id and xmin: a row someone updated has a new xmin). A statement that embeds this one
+# and uses only some columns does not compute the others (PostgreSQL drops unused subquery outputs).
 SCORING_STAMPS = """
-    SELECT DISTINCT ON (cc.provider) cc.provider, cc.stamp::text AS stamp, cc.stamp -> 'credentialSubject' AS subject
+    SELECT DISTINCT ON (cc.provider) cc.provider, cc.stamp::text AS stamp, cc.stamp -> 'credentialSubject' AS subject,
+           cc.id::text || '.' || cc.xmin::text AS version
     FROM ceramic_cache_ceramiccache cc
     LEFT JOIN ceramic_cache_revocation r ON r.ceramic_cache_id = cc.id
     WHERE cc.address = %(address)s AND cc.deleted_at IS NULL AND r.id IS NULL
@@ -22,14 +25,28 @@ SCORING_STAMPS = """
 """
 
 
-def cached_stamps(pairs: list[list[str]], known: Mapping[str, CachedStamp] | None = None) -> list[CachedStamp]:
-    """[provider, stamp text] pairs, as the statements that embed SCORING_STAMPS return them. A text in `known`
-    (stamps this request already read) is not parsed again: equal texts are the same jsonb value."""
+# [provider, stamp text, row version] per live stamp, by provider: how statements embed SCORING_STAMPS.
+SCORING_STAMPS_ARRAY = (
+    f"ARRAY(SELECT ARRAY[t.provider, t.stamp, t.version] FROM ({SCORING_STAMPS}) t ORDER BY t.provider)"
+)
+# Only the row versions, in the same order: what the stamps read before a transaction are checked against.
+SCORING_STAMP_VERSIONS_ARRAY = f"ARRAY(SELECT t.version FROM ({SCORING_STAMPS}) t ORDER BY t.provider)"
+
+
+def cached_stamps(triples: list[list[str]], known: Mapping[str, CachedStamp] | None = None) -> list[CachedStamp]:
+    """[provider, stamp text, version] triples, as SCORING_STAMPS_ARRAY returns them. A text in `known` (stamps
+    this request already read) is not parsed again: equal texts are the same jsonb value."""
     known = known or {}
     return [
-        CachedStamp(provider, known[text].credential if text in known else sql.json_value(text), text)
-        for provider, text in pairs
+        CachedStamp(provider, known[text].credential if text in known else sql.json_value(text), text, version)
+        for provider, text, version in triples
     ]
+
+
+def scoring_stamps(address: str) -> list[CachedStamp]:
+    """The address's live stamps for scoring, alone (when the community comes from the per-worker cache)."""
+    row = sql.one(f"SELECT {SCORING_STAMPS_ARRAY}", {"address": address})
+    return cached_stamps(row[0] if row else [])
 
 
 @dataclass(frozen=True)

@@ -135,11 +135,7 @@ def _community(record: _CommunityRecord | None) -> CommunityRow | None:
 
 
 def _setup_sql(where: str, with_stamps: bool) -> str:
-    stamps = (
-        f"ARRAY(SELECT ARRAY[t.provider, t.stamp] FROM ({ceramic.SCORING_STAMPS}) t ORDER BY t.provider)"
-        if with_stamps
-        else "NULL"
-    )
+    stamps = ceramic.SCORING_STAMPS_ARRAY if with_stamps else "NULL"
     return _COMMUNITY_SETUP.format(stamps=stamps) + where
 
 

@@ -50,7 +50,8 @@ class ScoringSnapshot:
 class _SnapshotRecord:
     passport_id: int
     score_id: int | None
-    stamps: list[list[str]]
+    stamps: list[list[str]] | None
+    stamp_versions: list[str] | None
     stored_stamps: list[list[str]]
     stored_stamp_ids: list[int]
     link_hashes: list[str] | None
@@ -62,11 +63,14 @@ class _SnapshotRecord:
 
 
 # The passport upsert and the score get-or-create as data-modifying CTEs; then the reads. The statement starts
-# after the lock was granted, so its snapshot includes whatever the previous holder of the lock committed.
-# `hashes` is a superset of the nullifiers scoring looks up (`hash` or `nullifiers` strings of every live stamp).
-_SNAPSHOT = """
+# after the lock was granted, so its snapshot includes whatever the previous holder of the lock committed. The
+# inserts are only tried when the row is missing (an INSERT that conflicts costs more than the lookup).
+_UPSERTS = """
 WITH p_ins AS (
-    INSERT INTO registry_passport (address, community_id) VALUES (%(address)s, %(community)s)
+    INSERT INTO registry_passport (address, community_id) SELECT %(address)s, %(community)s
+    WHERE NOT EXISTS (
+        SELECT FROM registry_passport WHERE address = %(address)s AND community_id = %(community)s
+    )
     ON CONFLICT (address, community_id) DO NOTHING RETURNING id
 ),
 p AS (
@@ -76,8 +80,16 @@ p AS (
 ),
 s_ins AS (
     INSERT INTO registry_score (passport_id, status) SELECT id, 'PROCESSING' FROM p
+    WHERE NOT EXISTS (SELECT FROM registry_score s WHERE s.passport_id = p.id)
     ON CONFLICT (passport_id) DO NOTHING RETURNING id
-),
+)"""
+_SCORE_ID = "COALESCE((SELECT id FROM s_ins), (SELECT s.id FROM registry_score s WHERE s.passport_id = p.id))"
+_STORED_STAMPS = """
+       ARRAY(SELECT ARRAY[r.provider, r.credential::text] FROM registry_stamp r WHERE r.passport_id = p.id
+             ORDER BY r.id) AS stored_stamps,
+       ARRAY(SELECT r.id FROM registry_stamp r WHERE r.passport_id = p.id ORDER BY r.id) AS stored_stamp_ids"""
+# `hashes` is a superset of the nullifiers scoring looks up (`hash` or `nullifiers` strings of every live stamp).
+_SNAPSHOT = """{upserts},
 st AS ({stamps}),
 hashes AS (
     SELECT DISTINCT e.value #>> '{{}}' AS hash
@@ -89,12 +101,9 @@ hashes AS (
     ) e
     WHERE jsonb_typeof(e.value) = 'string'
 )
-SELECT p.id AS passport_id,
-       COALESCE((SELECT id FROM s_ins), (SELECT s.id FROM registry_score s WHERE s.passport_id = p.id)) AS score_id,
-       ARRAY(SELECT ARRAY[st.provider, st.stamp] FROM st ORDER BY st.provider) AS stamps,
-       ARRAY(SELECT ARRAY[r.provider, r.credential::text] FROM registry_stamp r WHERE r.passport_id = p.id
-             ORDER BY r.id) AS stored_stamps,
-       ARRAY(SELECT r.id FROM registry_stamp r WHERE r.passport_id = p.id ORDER BY r.id) AS stored_stamp_ids,
+SELECT p.id AS passport_id, {score_id} AS score_id,
+       ARRAY(SELECT ARRAY[st.provider, st.stamp, st.version] FROM st ORDER BY st.provider) AS stamps,
+       NULL::text[] AS stamp_versions,{stored_stamps},
        links.link_hashes, links.link_addresses, links.link_expires,
        {points}
 FROM p
@@ -105,6 +114,26 @@ LEFT JOIN LATERAL (
     FROM registry_hashscorerlink l
     WHERE l.community_id = %(community)s AND l.hash IN (SELECT hash FROM hashes)
 ) links ON true
+"""
+# The same reads when the stamps read before the transaction are expected to hold and the passport and score rows
+# exist (every score after the first): a plain SELECT, no upserts; only the live rows' versions (no stamp text); the
+# links of the nullifiers of the expected stamps (`hashes`, computed by the caller). When a row is missing or the
+# versions differ (another writer changed the stamps in between), the full statement runs instead.
+_CHECKED_SNAPSHOT = """
+SELECT p.id AS passport_id, s.id AS score_id, NULL::text[] AS stamps,
+       {versions} AS stamp_versions,{stored_stamps},
+       links.link_hashes, links.link_addresses, links.link_expires,
+       {points}
+FROM registry_passport p
+LEFT JOIN registry_score s ON s.passport_id = p.id
+LEFT JOIN LATERAL (
+    SELECT array_agg(l.hash ORDER BY l.hash) AS link_hashes,
+           array_agg(l.address ORDER BY l.hash) AS link_addresses,
+           array_agg(l.expires_at ORDER BY l.hash) AS link_expires
+    FROM registry_hashscorerlink l
+    WHERE l.community_id = %(community)s AND l.hash = ANY(%(hashes)s::text[])
+) links ON true
+WHERE p.address = %(address)s AND p.community_id = %(community)s
 """
 _POINTS = """
        ARRAY(SELECT hp.provider FROM registry_humanpoints hp WHERE hp.address = %(address)s AND hp.action = 'HKY')
@@ -117,26 +146,74 @@ _POINTS = """
 _NO_POINTS = "NULL::text[] AS human_key_providers, NULL::bigint AS qualified_count, NULL::bool AS qualified_here"
 
 
+def _statement(template: str, points: bool) -> str:
+    return template.format(
+        upserts=_UPSERTS,
+        score_id=_SCORE_ID,
+        stored_stamps=_STORED_STAMPS,
+        stamps=ceramic.SCORING_STAMPS,
+        versions=ceramic.SCORING_STAMP_VERSIONS_ARRAY,
+        points=_POINTS if points else _NO_POINTS,
+    )
+
+
+_STATEMENTS = {
+    (template, points): _statement(template, points)
+    for template in (_SNAPSHOT, _CHECKED_SNAPSHOT)
+    for points in (False, True)
+}
+
+
 def scoring_snapshot(
-    address: str, community_id: int, *, with_points: bool, known: Mapping[str, CachedStamp] | None = None
+    address: str,
+    community_id: int,
+    *,
+    with_points: bool,
+    known: Mapping[str, CachedStamp] | None = None,
+    expected: list[CachedStamp] | None = None,
 ) -> ScoringSnapshot:
     """Upsert the passport and its score row, then read the stamps, the stored registry stamps, the hash links
-    and (`with_points`) the human-points rows — one round trip, under the address lock.
+    and (`with_points`) the human-points rows — one round trip, under the address lock. With `expected` (the
+    address's stamps as read before the transaction, versions included), the statement checks that they are still
+    the live rows instead of reading them again; only when another writer changed them is the full read sent.
 
     When another transaction (the original service, say) inserts the passport or score row and commits while this
     statement waits on it, the insert does nothing and the statement's snapshot predates that commit, so no row
     comes back. Run again, the statement takes a new snapshot (READ COMMITTED) and finds the row.
     """
-    statement = _SNAPSHOT.format(stamps=ceramic.SCORING_STAMPS, points=_POINTS if with_points else _NO_POINTS)
+    params: dict[str, object] = {"address": address, "community": community_id}
+    if expected is not None and all(stamp.version is not None for stamp in expected):
+        params["hashes"] = sorted({hash_ for stamp in expected for hash_ in _lookup_hashes(stamp.credential)})
+        record = sql.fetch_one(_SnapshotRecord, _STATEMENTS[(_CHECKED_SNAPSHOT, with_points)], params)
+        if (
+            record is not None
+            and record.score_id is not None
+            and record.stamp_versions == [stamp.version for stamp in expected]
+        ):
+            return _snapshot(record, expected)
     for _ in range(_UPSERT_ATTEMPTS):
-        record = sql.fetch_one(_SnapshotRecord, statement, {"address": address, "community": community_id})
+        record = sql.fetch_one(_SnapshotRecord, _STATEMENTS[(_SNAPSHOT, with_points)], params)
         if record is not None and record.score_id is not None:
-            return _snapshot(record, known)
+            return _snapshot(record, ceramic.cached_stamps(record.stamps or [], known))
     # Still losing to other writers: retryable, so 503 "busy" (not "database unavailable", nor a 500).
     raise DatabaseBusy()
 
 
-def _snapshot(record: _SnapshotRecord, known: Mapping[str, CachedStamp] | None) -> ScoringSnapshot:
+def _lookup_hashes(credential: object) -> list[str]:
+    """What the full statement's `hashes` reads from a stamp, in Python: `credentialSubject.hash` when present,
+    else its `nullifiers` array; string values only."""
+    subject = credential.get("credentialSubject") if isinstance(credential, dict) else None
+    if not isinstance(subject, dict):
+        return []
+    if "hash" in subject:
+        values = [subject["hash"]]
+    else:
+        nullifiers = subject.get("nullifiers")
+        values = nullifiers if isinstance(nullifiers, list) else []
+    return [value for value in values if isinstance(value, str)]
+
+
+def _snapshot(record: _SnapshotRecord, stamps: list[CachedStamp]) -> ScoringSnapshot:
     assert record.score_id is not None
     links = {}
     if record.link_hashes:
@@ -151,7 +228,7 @@ def _snapshot(record: _SnapshotRecord, known: Mapping[str, CachedStamp] | None) 
     return ScoringSnapshot(
         passport_id=record.passport_id,
         score_id=record.score_id,
-        stamps=ceramic.cached_stamps(record.stamps, known),
+        stamps=stamps,
         stored_stamps=[(provider, text) for provider, text in record.stored_stamps],
         stored_stamp_ids=list(record.stored_stamp_ids),
         links=links,

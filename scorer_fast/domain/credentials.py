@@ -24,6 +24,9 @@ class CachedStamp:
     # jsonb's text of the stored credential, when it was read from the database: what the proof cache and the
     # registry_stamp comparison use, so a stored credential is never serialized again on the hot path.
     text: str | None = field(default=None, compare=False)
+    # The row version it was read as ("<id>.<xmin>"): equal versions are the same row, unchanged (any UPDATE of a
+    # row gives it a new xmin), so a read under the address lock can tell that the stamps read before it still hold.
+    version: str | None = field(default=None, compare=False)
 
 
 def parse_expiration(credential: dict[str, Any]) -> datetime | None:

@@ -144,6 +144,9 @@ class RequestProofs:
         # stamps read from the database for this request, by stored text: read again under the lock, an unchanged
         # stamp is not parsed twice
         self.read: dict[str, CachedStamp] = {}
+        # the address's stamps as read before the transaction, when the request writes none itself: under the lock,
+        # scoring only checks that they are still the live rows (their versions) instead of reading them again
+        self.unchanged_stamps: list[CachedStamp] | None = None
 
     def verify_stamps(self, stamps: list[CachedStamp]) -> list[bool]:
         return self._verifier.verify_stamps(stamps, self._memo)

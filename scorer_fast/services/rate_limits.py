@@ -9,9 +9,10 @@ import re
 
 import redis
 from django.conf import settings
+from django.core.cache import caches
 from django.http import HttpRequest
 from django_ratelimit import ALL
-from django_ratelimit.core import is_ratelimited
+from django_ratelimit.core import EXPIRATION_FUDGE, _get_window, _make_cache_key, _split_rate, is_ratelimited
 
 from scorer_fast.errors import RateLimited
 from scorer_fast.services.api_keys import ApiKeyPrincipal
@@ -44,14 +45,7 @@ def enforce_rate_limit(request: HttpRequest, principal: ApiKeyPrincipal) -> None
         logger.warning("unparsable rate_limit on an API key; not limiting", extra={"rate_limit": rate})
         return
     try:
-        limited = is_ratelimited(
-            request,
-            group=REGISTRY_GROUP,
-            key=lambda _group, _request: principal.prefix,
-            rate=rate,
-            method=ALL,
-            increment=True,
-        )
+        limited = _counted_over_limit(request, principal.prefix, rate)
     except (redis.RedisError, OSError) as exc:
         logger.warning("rate-limit store unreachable; serving without a limit: %s", type(exc).__name__)
         return
@@ -62,3 +56,20 @@ def enforce_rate_limit(request: HttpRequest, principal: ApiKeyPrincipal) -> None
 def _parsable(rate: str) -> bool:
     match = _RATE.match(rate)
     return "." not in rate and match is not None and int(match.group(2) or 1) > 0
+
+
+def _counted_over_limit(request: HttpRequest, prefix: str, rate: str) -> bool:
+    """django-ratelimit's `is_ratelimited(group=registry, key=prefix, rate, method=ALL, increment=True)`, with its
+    own window and key functions, counted in one Redis round trip where the library needs two (its `add`, then
+    `incr`): scorer_fast/redis_cache.py. Another cache backend goes through the library itself."""
+    cache = caches[settings.RATELIMIT_USE_CACHE]
+    count_in_window = getattr(cache, "count_in_window", None)
+    if count_in_window is None:
+        return is_ratelimited(
+            request, group=REGISTRY_GROUP, key=lambda _group, _request: prefix, rate=rate, method=ALL, increment=True
+        )
+    limit, period = _split_rate(rate)
+    window = _get_window(prefix, period)
+    return (
+        count_in_window(_make_cache_key(REGISTRY_GROUP, window, rate, prefix, ALL), period + EXPIRATION_FUDGE) > limit
+    )

@@ -50,6 +50,8 @@ def check_proofs_ahead(
     the community (`keys.community_of_account` / `keys.community_and_stamps`)."""
     proofs = RequestProofs(proof_verifier())
     proofs.read = {stamp.text: stamp for stamp in stored if stamp.text is not None}
+    if not replaced_providers and not added:
+        proofs.unchanged_stamps = list(stored)
     stamps = [stamp for stamp in stored if stamp.provider not in replaced_providers]
     with timed_step("verify_credentials"):
         _valid_stamps(address, [*stamps, *added], now=datetime.now(UTC), proofs=proofs)
@@ -75,7 +77,11 @@ def score_address(*, address: str, community: CommunityRow, proofs: RequestProof
     statement writes."""
     now = datetime.now(UTC)
     snapshot = scores.scoring_snapshot(
-        address, community.id, with_points=_may_earn_human_points(community, now), known=proofs.read
+        address,
+        community.id,
+        with_points=_may_earn_human_points(community, now),
+        known=proofs.read,
+        expected=proofs.unchanged_stamps,
     )
     annotate(stamp_count=len(snapshot.stamps))
     writes = _Writes()

@@ -13,7 +13,7 @@ from scorer_fast.domain.formats import detailed_score_response
 from scorer_fast.domain.signatures import recover_signer, signing_message
 from scorer_fast.errors import BadRequest, MissingScorerId, NotFound
 from scorer_fast.observability import annotate
-from scorer_fast.services import scoring
+from scorer_fast.services import communities, scoring
 from scorer_fast.services.analytics import ApiUsage
 from scorer_fast.services.api_keys import ApiKeyPrincipal
 
@@ -39,7 +39,7 @@ def submit_passport(*, principal: ApiKeyPrincipal, raw_body: bytes, usage: ApiUs
     address = normalize_address(submission.address)  # checked before the scorer, as the original does
     if not submission.scorer_id:
         raise MissingScorerId()
-    community, stamps = keys.community_of_account(submission.scorer_id, principal.account_id, stamps_of=address)
+    community, stamps = communities.community_of_account(submission.scorer_id, principal.account_id, stamps_of=address)
     if community is None:
         raise NotFound(NO_SCORER)
     if submission.signature and recover_signer(signing_message(submission.nonce), submission.signature) != address:

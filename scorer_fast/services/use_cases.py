@@ -18,7 +18,7 @@ from scorer_fast.domain.formats import score_response
 from scorer_fast.domain.proofs import RequestProofs
 from scorer_fast.errors import BadRequest, InvalidAddress, InvalidScorerId, NotFound, ScoreCalculationFailed
 from scorer_fast.observability import annotate
-from scorer_fast.services import scoring
+from scorer_fast.services import communities, scoring
 from scorer_fast.services.api_keys import ApiKeyPrincipal
 from scorer_fast.services.stamps import (
     SOURCE_APP_EMBED,
@@ -67,7 +67,7 @@ def v2_score(*, principal: ApiKeyPrincipal, scorer_ref: str, raw_address: str) -
     if _is_negative_id(scorer_ref):
         scorer_ref = str(settings.DEMO_API_SCORER_ID)
     address = _address_or_none(raw_address)
-    community, stamps = keys.community_of_account(scorer_ref, principal.account_id, stamps_of=address)
+    community, stamps = communities.community_of_account(scorer_ref, principal.account_id, stamps_of=address)
     if community is None:
         raise NotFound(NO_SCORER)
     if address is None:
@@ -86,7 +86,7 @@ def _address_or_none(raw_address: str) -> str | None:
 
 def internal_score(*, scorer_id: int, raw_address: str) -> dict[str, Any]:
     address = _address_or_none(raw_address)
-    community, stamps = keys.community_and_stamps(scorer_id, address)
+    community, stamps = communities.community_and_stamps(scorer_id, address)
     if community is None:
         raise NotFound(NO_COMMUNITY)
     if address is None:
@@ -103,7 +103,7 @@ def internal_score(*, scorer_id: int, raw_address: str) -> dict[str, Any]:
 def _embed_community(scorer_id: int, address: str | None) -> tuple[CommunityRow, list[CachedStamp]]:
     """The community, with the address's live stamps (read in the same statement)."""
     resolved = _demo_scorer_if_negative(scorer_id)
-    community, stamps = keys.community_and_stamps(resolved, address) if resolved is not None else (None, [])
+    community, stamps = communities.community_and_stamps(resolved, address) if resolved is not None else (None, [])
     if community is None:
         raise InvalidScorerId()
     return community, stamps
@@ -180,7 +180,7 @@ def _write_then_score(
 def _ceramic_community(address: str, scorer_id: int | None = None) -> tuple[CommunityRow, list[CachedStamp]]:
     """The configured (or alternate) community, with the address's live stamps (read in the same statement)."""
     resolved = _ceramic_scorer_id(scorer_id)
-    community, stamps = keys.community_and_stamps(resolved, address) if resolved is not None else (None, [])
+    community, stamps = communities.community_and_stamps(resolved, address) if resolved is not None else (None, [])
     if community is None:
         raise NotFound(CERAMIC_COMMUNITY_MISSING)
     return community, stamps
