@@ -10,7 +10,7 @@ from ninja import NinjaAPI, Status
 from ninja.errors import HttpError, ValidationError
 
 from scorer_fast.errors import BadRequest, DatabaseBusy, DatabaseUnavailable, PayloadTooLarge, ScorerError
-from scorer_fast.http import error_response
+from scorer_fast.http import ADMIN_PREFIX, error_page, error_response
 from scorer_fast.routers import ceramic_cache, embed, internal, registry, v2
 from scorer_fast.schemas import HealthOut
 
@@ -102,9 +102,28 @@ def health(request: HttpRequest):
     return {"status": "ok", "database": "ok"}
 
 
-def json_404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return error_response(request.path, 404, "Not Found")
+# Django's handlers for errors outside ninja's views (unrouted paths, the admin): scorer_fast/urls.py.
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return error_page(request, 400, "Bad Request")
 
 
-def json_500(request: HttpRequest) -> HttpResponse:
-    return error_response(request.path, 500, "An error has occurred")
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    message = str(exception or "") or "You do not have permission to see this page."
+    return error_page(request, 403, message)
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if request.path.startswith(ADMIN_PREFIX):
+        return error_page(request, 404, "There is no such page or row. It may have been deleted, or the link is wrong.")
+    return error_page(request, 404, "Not Found")
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    return error_page(request, 500, "An error has occurred")
+
+
+def page_exception(request: HttpRequest, exc: Exception) -> HttpResponse | None:
+    """Outside ninja (the admin): a value from the request that the database refuses is bad input, as on the API."""
+    if isinstance(exc, DataError):
+        return error_page(request, 400, UNSTORABLE_VALUE)
+    return None

@@ -1,6 +1,11 @@
-"""The one place that renders errors: the envelope depends on the route family (decision 3)."""
+"""The one place that renders errors: the envelope depends on the route family (decision 3). The admin's pages
+answer admin-styled HTML; every other path (the API) answers its JSON envelope."""
 
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
+
+ADMIN_PREFIX = "/admin/"
+ERROR_TITLES = {400: "Bad request", 403: "Not allowed", 404: "Page not found", 500: "Server error"}
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -23,3 +28,21 @@ def json_text_response(text: str) -> HttpResponse:
 
 def error_response(path: str, status: int, message: object) -> JsonResponse:
     return JsonResponse({error_key(path): message}, status=status)
+
+
+def error_page(request: HttpRequest, status: int, message: str) -> HttpResponse:
+    """An error for any route: admin HTML under /admin/, the API's JSON envelope elsewhere."""
+    if not request.path.startswith(ADMIN_PREFIX):
+        return error_response(request.path, status, message)
+    return HttpResponse(admin_error_html(request, status, message), status=status)
+
+
+def admin_error_html(request: HttpRequest, status: int, message: str) -> str:
+    from django.contrib import admin  # the admin is an optional app (ADMIN_ENABLED); load it only for its pages
+
+    context: dict[str, object] = {"site_header": admin.site.site_header, "site_title": admin.site.site_title}
+    if getattr(request, "user", None) is not None and status != 500:  # a 500 must not depend on the database
+        context = admin.site.each_context(request)
+    title = ERROR_TITLES.get(status, "Error")
+    context.update({"title": title, "status": status, "message": message, "is_nav_sidebar_enabled": False})
+    return render_to_string("admin/scorer_fast/error.html", context, request=request)

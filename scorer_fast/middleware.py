@@ -47,6 +47,12 @@ class RequestContextMiddleware:
         )
         return response
 
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        """Exceptions outside ninja's views (the admin's pages): the ones that are the request's fault."""
+        from scorer_fast.api import page_exception  # the API module loads the routers; middleware loads first
+
+        return page_exception(request, exception)
+
     def _respond_in_span(self, request: HttpRequest) -> HttpResponse:
         with tracer.start_as_current_span(f"{request.method} {request.path}", kind=SpanKind.SERVER) as span:
             response = self._respond(request)

@@ -13,5 +13,7 @@ admin_urls = [
 ]
 urlpatterns = [*(admin_urls if settings.ADMIN_ENABLED else []), path("", api.urls)]
 
-handler404 = "scorer_fast.api.json_404"
-handler500 = "scorer_fast.api.json_500"
+handler400 = "scorer_fast.api.bad_request"
+handler403 = "scorer_fast.api.permission_denied"
+handler404 = "scorer_fast.api.not_found"
+handler500 = "scorer_fast.api.server_error"

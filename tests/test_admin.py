@@ -469,3 +469,66 @@ def explain_without_seqscan(sql: str) -> str:
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute("EXPLAIN " + sql)
         return "\n".join(row[0] for row in cursor.fetchall())
+
+
+# --- hostile input ---------------------------------------------------------------------------------------------
+
+HOSTILE_IDS = ("%00", "%ff%fe", "x" * 3000, "99999999999999999999999", "-1", "1", "0x%00ff")
+HOSTILE_VALUES = ["%00", "0x%00ff", "%ff%fe", "x" * 3000, "nope", "-1", "99999999999999999999999", "%27%22%3C"]
+
+
+def hostile_queries(model_admin: admin.ModelAdmin) -> list[str]:
+    params = ["q", "o", "p", "e", "all", "_to_field"] + [
+        getattr(f, "parameter_name", None) or str(f) for f in model_admin.list_filter
+    ]
+    return [f"?{param}={value}" for param in params for value in HOSTILE_VALUES]
+
+
+def test_no_admin_url_answers_5xx_for_hostile_query_strings(viewer, scored):
+    """Every registered list with hostile filter, search, ordering and page values, and every detail URL with
+    hostile ids: an admin page (a message or no rows), never a 5xx."""
+    factories.api_key(scored[0].account)
+    viewer.raise_request_exception = False
+    failures, seen = [], 0
+    for model, model_admin in admin.site._registry.items():
+        base = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
+        urls = [base + query for query in hostile_queries(model_admin)]
+        urls += [f"{base}{object_id}/change/" for object_id in HOSTILE_IDS]
+        for url in urls:
+            response = viewer.get(url)
+            seen += 1
+            if response.status_code >= 500:
+                failures.append((url.replace("x" * 3000, "x…"), response.status_code))
+    assert not failures, failures
+    assert seen > 1000
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["score/?status=%00", "stamp/?provider=%00", "event/?action=%00", "score/?status=NOPE", "score/?passing=maybe"],
+)
+def test_a_hostile_filter_value_lists_no_rows_and_says_why(viewer, scored, query):
+    html = page(viewer, f"{ADMIN}/{query}")
+    assert "no rows match" in html and 'class="field-address"' not in html and USER not in html
+
+
+def test_a_search_term_with_a_nul_lists_no_rows(viewer, scored):
+    html = page(viewer, f"{ADMIN}/score/?q=0x%00ff")
+    assert "Null characters are not allowed" in html and USER not in html and HOLDER not in html
+
+
+def test_an_unknown_parameter_shows_the_list_with_a_message(viewer, scored):
+    response = viewer.get(f"{ADMIN}/score/?bogus=1", follow=True)
+    html = response.content.decode()
+    assert response.status_code == 200 and "was not understood" in html and "Database error" not in html
+    assert USER in html
+
+
+def test_admin_errors_are_admin_pages_and_the_api_keeps_its_json(viewer, scored, client):
+    missing = viewer.get("/admin/no-such-page/")
+    assert missing.status_code == 404 and missing["Content-Type"].startswith("text/html")
+    html = missing.content.decode()
+    assert 'id="site-name"' in html and 'href="/admin/"' in html and "Page not found" in html
+    api = client.get("/v2/no-such-route")
+    assert api.status_code == 404 and api.json() == {"error": "Not Found"}
+    assert client.get("/internal/nope").json() == {"detail": "Not Found"}

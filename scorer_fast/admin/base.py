@@ -8,6 +8,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.views.main import ERROR_FLAG, ChangeList
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Model, Q, QuerySet
@@ -21,6 +22,29 @@ FULL_ADDRESS = re.compile(r"^0x[0-9a-f]{40}$")
 ADDRESS_SEARCH_HELP = (
     "Search by address: the full address (exact), or its first characters (prefix). Not case-sensitive."
 )
+
+
+MAX_TYPED_VALUE = 200  # longer than any address, nullifier hash, provider or name
+
+
+def shown(value: str) -> str:
+    """A typed value quoted back in a message: printable and short."""
+    printable = "".join(char if char.isprintable() else "\ufffd" for char in value)
+    return printable if len(printable) <= 40 else printable[:40] + "…"
+
+
+def unmatchable(value: str) -> str | None:
+    """Why no row can hold this typed value (PostgreSQL text cannot hold a NUL), else None."""
+    if "\x00" in value:
+        return "holds a NUL character"
+    if len(value) > MAX_TYPED_VALUE:
+        return f"is longer than {MAX_TYPED_VALUE} characters"
+    return None
+
+
+def no_rows_for(request: HttpRequest, queryset: QuerySet, title: str, value: str, why: str) -> QuerySet:
+    messages.warning(request, f"The {title} “{shown(value)}” {why}: no rows match.")
+    return queryset.none()
 
 
 def address_q(field: str, term: str) -> Q:
@@ -64,8 +88,11 @@ class ValueFilter(admin.SimpleListFilter):
         value = self.value()
         if not value:
             return queryset
-        cleaned = self.clean(value)
-        return queryset.filter(**{self.field: cleaned}) if cleaned is not None else queryset.none()
+        why = unmatchable(value)
+        cleaned = None if why else self.clean(value)
+        if cleaned is None:
+            return no_rows_for(request, queryset, self.title, value, why or "is not a valid value")
+        return queryset.filter(**{self.field: cleaned})
 
     def choices(self, changelist: Any) -> Iterator[dict[str, Any]]:
         kept = [
@@ -101,8 +128,13 @@ class ConditionFilter(admin.SimpleListFilter):
         return [(value, label) for value, (label, _condition) in self.conditions.items()]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        chosen = self.conditions.get(self.value() or "")
-        return queryset.filter(chosen[1]) if chosen else queryset
+        value = self.value()
+        if value is None:
+            return queryset
+        chosen = self.conditions.get(value)
+        if chosen is None:
+            return no_rows_for(request, queryset, self.title, value, "is not one of this filter's choices")
+        return queryset.filter(chosen[1])
 
 
 class ProviderFilter(ValueFilter):
@@ -122,7 +154,11 @@ class ChoicesFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         value = self.value()
-        return queryset.filter(**{self.field: value}) if value else queryset
+        if value is None:
+            return queryset
+        if value not in {str(choice) for choice, _label in self.lookup_choices}:
+            return no_rows_for(request, queryset, self.title, value, "is not one of this filter's choices")
+        return queryset.filter(**{self.field: value})
 
 
 def original_permission(model: type[Model], action: str) -> str:
@@ -148,6 +184,16 @@ def changelist_link(model_name: str, text: Any, **params: Any) -> str:
 INVALID_SELECTION = "The selection holds an id that is not one of this table's; nothing was done."
 
 
+class SafeChangeList(ChangeList):
+    """A search term Django's search form refuses (a NUL) lists no rows, not every row (Django drops the term and
+    lists the whole table under its error message)."""
+
+    def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet:
+        queryset = super().get_queryset(request, exclude_parameters)
+        search_form = self.search_form_class(request.GET)
+        return queryset if search_form.is_valid() else queryset.none()
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Nothing is added, edited or deleted here: writes go through the scoring service (the actions)."""
 
@@ -156,6 +202,21 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     show_facets = admin.ShowFacets.NEVER  # facet counts are one COUNT per filter choice
     paginator = CappedCountPaginator
     ordering = ("-pk",)
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return SafeChangeList
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        """Django answers a parameter it cannot apply (an unknown filter, a bad page) with `?e=1` and a page titled
+        "Database error": say what happened and show the list instead."""
+        if ERROR_FLAG in request.GET:
+            self.message_user(
+                request,
+                "A filter or page number in the link was not understood: showing the whole list.",
+                messages.WARNING,
+            )
+            return HttpResponseRedirect(request.path)
+        return super().changelist_view(request, extra_context)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
