@@ -1,6 +1,7 @@
 """The one place that renders errors: the envelope depends on the route family (decision 3). The admin's pages
 answer admin-styled HTML; every other path (the API) answers its JSON envelope."""
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
@@ -32,7 +33,7 @@ def error_response(path: str, status: int, message: object) -> JsonResponse:
 
 def error_page(request: HttpRequest, status: int, message: str) -> HttpResponse:
     """An error for any route: admin HTML under /admin/, the API's JSON envelope elsewhere."""
-    if not request.path.startswith(ADMIN_PREFIX):
+    if not (settings.ADMIN_ENABLED and request.path.startswith(ADMIN_PREFIX)):  # ADMIN_ENABLED=off: no admin pages
         return error_response(request.path, status, message)
     return HttpResponse(admin_error_html(request, status, message), status=status)
 
