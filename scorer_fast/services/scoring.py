@@ -52,13 +52,11 @@ def check_proofs_ahead(
     proofs.read = {stamp.text: stamp for stamp in stored if stamp.text is not None}
     stamps = [stamp for stamp in stored if stamp.provider not in replaced_providers]
     with timed_step("verify_credentials"):
-        _valid_stamps(address, [*stamps, *added], now=datetime.now(UTC), proofs=proofs)
+        valid_stamps(address, [*stamps, *added], now=datetime.now(UTC), proofs=proofs)
     return proofs
 
 
-def _valid_stamps(
-    address: str, stamps: list[CachedStamp], *, now: datetime, proofs: RequestProofs
-) -> list[CachedStamp]:
+def valid_stamps(address: str, stamps: list[CachedStamp], *, now: datetime, proofs: RequestProofs) -> list[CachedStamp]:
     return select_valid_stamps(
         stamps,
         did=did_for(address),
@@ -121,10 +119,8 @@ def _run_pipeline(
     writes: _Writes,
 ) -> ScoreFields:
     """Adds to `writes` the rows to write with the score (they go in one statement after scoring)."""
-    config = _scorer_config(community)
-    if community.rule != "LIFO":
-        raise ScoringFailure("Invalid rule")
-    valid = _valid_stamps(address, snapshot.stamps, now=now, proofs=proofs)
+    config = scoring_setup(community)
+    valid = valid_stamps(address, snapshot.stamps, now=now, proofs=proofs)
     with timed_step("deduplicate"):
         plan = _deduplicate(address=address, community_id=community.id, stamps=valid, links=snapshot.links, now=now)
     with timed_step("write_score"):
@@ -142,8 +138,42 @@ def _run_pipeline(
     return fields
 
 
+def score_as_of(
+    *,
+    address: str,
+    community: CommunityRow,
+    stamps: list[CachedStamp],
+    links: dict[str, Link],
+    at: datetime,
+    proofs: RequestProofs,
+) -> ScoreFields:
+    """What a scoring run at `at` computes from these rows (the address's live stamps then, the hash links of their
+    nullifiers then), writing nothing: the same steps as `_run_pipeline`, with the LIFO plan taken as is. The
+    rollout audit (scorer_fast/services/audit.py) recomputes stored scores with it."""
+    try:
+        config = scoring_setup(community)
+        plan = plan_dedup(
+            address=address,
+            community_id=community.id,
+            stamps=valid_stamps(address, stamps, now=at, proofs=proofs),
+            links=links,
+            now=at,
+        )
+    except ScoringFailure as failure:
+        return ScoreFields.failed(str(failure))
+    return compute_score(kept=plan.kept, deduplicated=plan.deduplicated, config=config, now=at)
+
+
+def scoring_setup(community: CommunityRow) -> ScorerConfig:
+    """The community's scorer with its customization overrides, or a ScoringFailure (unknown scorer type, a rule
+    other than LIFO). Read with the community, before the transaction (keys.community_get / community_of_account)."""
+    config = _scorer_config(community)
+    if community.rule != "LIFO":
+        raise ScoringFailure("Invalid rule")
+    return config
+
+
 def _scorer_config(community: CommunityRow) -> ScorerConfig:
-    """Read with the community, before the transaction (keys.community_get / community_of_account)."""
     config = community.config
     if config is None or config.scorer_type not in {"WEIGHTED", "WEIGHTED_BINARY"}:
         raise ScoringFailure("Unknown scorer type")
@@ -166,14 +196,7 @@ def _deduplicate(
             links = {hash_: links[hash_] for hash_ in hashes if hash_ in links}
         else:
             links = hash_links.get(hashes, community_id) if hashes else {}
-        plan = plan_lifo(
-            address=address,
-            community_id=community_id,
-            stamps=stamps,
-            links=links,
-            now=now,
-            multi_nullifier=settings.FF_MULTI_NULLIFIER,
-        )
+        plan = plan_dedup(address=address, community_id=community_id, stamps=stamps, links=links, now=now)
         try:
             if plan.inserts or plan.updates:  # the savepoint costs two round trips: only when writing
                 with transaction.atomic():
@@ -190,6 +213,20 @@ def _deduplicate(
             continue
         return plan
     raise ScoringFailure("Failed to save HashScorerLinks")
+
+
+def plan_dedup(
+    *, address: str, community_id: int, stamps: list[CachedStamp], links: dict[str, Link], now: datetime
+) -> DedupPlan:
+    """The LIFO plan for the valid `stamps` against `links` (a superset of their nullifiers' links is fine)."""
+    return plan_lifo(
+        address=address,
+        community_id=community_id,
+        stamps=stamps,
+        links=links,
+        now=now,
+        multi_nullifier=settings.FF_MULTI_NULLIFIER,
+    )
 
 
 class _LostRace(Exception):
