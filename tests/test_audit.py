@@ -14,9 +14,20 @@ from django.core.management import CommandError, call_command
 from django.db import InternalError, connection, transaction
 
 from scorer_fast.db import audit as queries
-from scorer_fast.models import BinaryWeightedScorer, Score
+from scorer_fast.models import (
+    AddressList,
+    AllowList,
+    BinaryWeightedScorer,
+    CustomCredential,
+    CustomCredentialRuleset,
+    Customization,
+    CustomPlatform,
+    Score,
+    WeightedScorer,
+)
 from tests import factories
 from tests.credentials import signed_stamp
+from tests.tokens import RSA_PUBLIC_PEM, rs256_token
 from tests.original_rows import (
     LIFO_ERROR,
     ceramic_row,
@@ -47,7 +58,7 @@ def audit(tmp_path: Path, *args: str) -> tuple[int, dict, str]:
         call_command("audit_scores", "--json", str(report), *args, stdout=out)
         status = 0
     except SystemExit as exit_:
-        status = int(exit_.code)
+        status = exit_.code if isinstance(exit_.code, int) else 1
     return status, json.loads(report.read_text()), out.getvalue()
 
 
@@ -377,3 +388,80 @@ def test_the_command_line_refuses_bad_arguments_and_a_missing_database_in_one_li
     unreachable = command_line({**env, "DATABASE_URL": "postgresql://audit_reader@127.0.0.1:9/none"})
     assert unreachable.returncode == 2 and "Traceback" not in unreachable.stderr
     assert unreachable.stderr.startswith("CommandError: database unreachable: ") and unreachable.stderr.count("\n") == 1
+
+
+# --- end to end: scorer_fast's own routes write a scenario, the audit finds nothing --------------------------------
+
+
+def bulk(client, method: str, address: str, body: list) -> None:
+    response = getattr(client, method)(
+        "/ceramic-cache/stamps/bulk",
+        json.dumps(body),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {rs256_token(address)}",
+    )
+    assert response.status_code in (200, 201), response.content
+
+
+def customized(owner, weights: dict) -> tuple:
+    """A WEIGHTED community whose customization overrides weights: an allow list and a custom credential."""
+    community = factories.community(owner=owner, weights=weights, threshold="1", scorer_type="WEIGHTED")
+    customization = Customization.objects.create(
+        path=f"partner-{community.id}",
+        scorer=community,
+        use_custom_dashboard_panel=False,
+        body_display_info_tooltip=False,
+        button_action_type="Simple Link",
+        show_explanation_panel=False,
+        partner_name="p",
+        nav_order=0,
+        show_in_top_nav=False,
+    )
+    AllowList.objects.create(
+        address_list=AddressList.objects.create(name="vips"), customization=customization, weight="10.0000"
+    )
+    platform = CustomPlatform.objects.create(platform_type="DEVEL", name="devel", is_evm=False)
+    ruleset = CustomCredentialRuleset.objects.create(
+        credential_type="DEVEL", definition={}, name="contributor", provider_id="DeveloperList#contributor"
+    )
+    CustomCredential.objects.create(
+        weight="2.5000", display_name="contributor", customization=customization, platform=platform, ruleset=ruleset
+    )
+    return community
+
+
+def test_a_scenario_scored_by_scorer_fast_audits_equal_until_rows_are_changed_by_hand(
+    committed_db, client, settings, tmp_path
+):
+    settings.SIWE_JWT_PUBLIC_KEY = RSA_PUBLIC_PEM
+    owner = factories.account()
+    key = factories.api_key(owner)
+    binary = factories.community(owner=owner, weights={"Google": 12.5, "Ens": 7.5, "Github": 1}, threshold="20")
+    settings.CERAMIC_CACHE_SCORER_ID = binary.id
+    weighted = customized(owner, {"Google": 0.525, "AllowList#vips": 1, "Ens": 0.208})
+    one_human = ["v0:one-human"]
+    bulk(client, "post", A, [{"provider": p, "stamp": signed_stamp(A, p)} for p in ("Ens", "Github")])
+    bulk(client, "post", A, [{"provider": "Google", "stamp": signed_stamp(A, "Google", nullifiers=one_human)}])
+    bulk(client, "post", B, [{"provider": "Google", "stamp": signed_stamp(B, "Google", nullifiers=one_human)}])
+    bulk(client, "delete", A, [{"provider": "Github"}])
+    bulk(client, "patch", A, [{"provider": "Ens", "stamp": signed_stamp(A, "Ens", days_valid=10)}])
+    for provider in ("AllowList#vips", "DeveloperList#contributor"):
+        bulk(client, "post", C, [{"provider": provider, "stamp": signed_stamp(C, provider)}])
+    for address in (A, B, C):
+        response = client.get(f"/v2/stamps/{weighted.id}/score/{address}", HTTP_X_API_KEY=key)
+        assert response.status_code == 200
+    assert client.get(f"/v2/stamps/{weighted.id}/score/{B}", HTTP_X_API_KEY=key).json()["stamps"]["Google"]["dedup"]
+    assert Score.objects.count() == 6
+
+    status, report, _ = audit(tmp_path)
+    assert (status, report) == (0, {"audited": 6, "equal": 6, "skipped": {}, "differences": []})
+
+    touched = Score.objects.get(passport__address=C, passport__community_id=binary.id)
+    Score.objects.filter(id=touched.id).update(expiration_date=touched.expiration_date + timedelta(hours=1))
+    WeightedScorer.objects.filter(scorer_ptr_id=weighted.scorer_id).update(
+        weights={"Google": 0.525, "AllowList#vips": 1, "Ens": 0.3}
+    )
+    status, report, _ = audit(tmp_path)
+    listed = {(d["score_id"], d["explained"]) for d in report["differences"]}
+    a_weighted = Score.objects.get(passport__address=A, passport__community_id=weighted.id).id
+    assert status == 1 and listed == {(touched.id, False), (a_weighted, False)}
