@@ -125,13 +125,15 @@ def score_like_the_original(
     threshold: str,
     kept: list[dict[str, Any]],
     deduplicated: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    row_providers: dict[int, str] | None = None,
 ) -> int:
     """One successful scoring at `at`: the score row, registry_stamp, hash links of the kept stamps, LDP events
-    of the deduplicated ones and the SCU event. Returns the score id."""
+    of the deduplicated ones and the SCU event. Returns the score id. `row_providers`: the ceramic row's provider
+    column of kept[i] where it differs from the credential's (the original scores under the column's name)."""
     passport_id = _passport(address, community_id)
     total, stamp_scores, stamps, earliest = Decimal(0), {}, {}, None
-    for credential in kept:
-        provider = credential["credentialSubject"]["provider"]
+    names = [(row_providers or {}).get(i, c["credentialSubject"]["provider"]) for i, c in enumerate(kept)]
+    for provider, credential in zip(names, kept, strict=True):
         weight = Decimal(weights.get(provider, 0))
         total += weight
         stamp_scores[provider] = float(weight)
@@ -169,10 +171,10 @@ def score_like_the_original(
                 [hash_, address, credential["expirationDate"], community_id],
             )
     _one("DELETE FROM registry_stamp WHERE passport_id = %s", [passport_id])
-    for credential in kept:
+    for provider, credential in zip(names, kept, strict=True):
         _one(
             "INSERT INTO registry_stamp (passport_id, provider, credential) VALUES (%s, %s, %s::jsonb)",
-            [passport_id, credential["credentialSubject"]["provider"], json.dumps(credential)],
+            [passport_id, provider, json.dumps(credential)],
         )
     score_id = _score_row(passport_id, values)
     fields = {

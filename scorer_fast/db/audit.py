@@ -206,34 +206,31 @@ def registry_stamps(passport_id: int) -> list[tuple[str, str]]:
 
 @dataclass(frozen=True)
 class LaterWrite:
-    """A record that some scoring wrote a hash link after a given time: an event, or a score row's timestamp."""
+    """The SCU event of a later scoring in which the holder kept a stamp carrying the nullifier: that scoring wrote
+    the nullifier's link (a kept stamp always refreshes or takes over its links)."""
 
-    source: str  # "SCU event", "LDP event" or "score"
-    id: int
-    address: str
+    event_id: int
+    provider: str
     at: datetime
 
 
 def link_written_after(*, community_id: int, hash_: str, holder: str, after: datetime) -> LaterWrite | None:
-    """The first record after `after` of a scoring in the community that rewrote the link of `hash_`: the holder
-    scored (each scoring refreshes its own links: an SCU event, or its score row's timestamp), or some address
-    back-filled the nullifier for the holder (an LDP event listing it)."""
+    """The first SCU event of `holder` in the community after `after` whose stamps show kept (dedup false) a
+    provider of one of the holder's ceramic-cache rows that was live then and carries `hash_`."""
     row = sql.one(
         """
-        SELECT * FROM (
-            (SELECT 'SCU event', e.id, e.address, e.created_at FROM registry_event e
-             WHERE e.action = 'SCU' AND e.address = %(holder)s AND e.community_id = %(community)s
-               AND e.created_at > %(after)s ORDER BY e.created_at LIMIT 1)
-            UNION ALL
-            (SELECT 'LDP event', e.id, e.address, e.created_at FROM registry_event e
-             WHERE e.action = 'LDP' AND e.community_id = %(community)s AND e.created_at > %(after)s
-               AND jsonb_typeof(e.data -> 'nullifiers') = 'array' AND e.data -> 'nullifiers' ? %(hash)s
-             ORDER BY e.created_at LIMIT 1)
-            UNION ALL
-            (SELECT 'score', s.id, p.address, s.last_score_timestamp FROM registry_score s
-             JOIN registry_passport p ON p.id = s.passport_id
-             WHERE p.address = %(holder)s AND p.community_id = %(community)s AND s.last_score_timestamp > %(after)s)
-        ) w ORDER BY 4, 1 LIMIT 1
+        SELECT e.id, x.provider, e.created_at
+        FROM registry_event e
+        JOIN ceramic_cache_ceramiccache x ON x.address = e.address
+             AND (x.created_at IS NULL OR x.created_at < e.created_at)
+             AND (x.deleted_at IS NULL OR x.deleted_at > e.created_at)
+        WHERE e.action = 'SCU' AND e.address = %(holder)s AND e.community_id = %(community)s
+          AND e.created_at > %(after)s
+          AND (x.stamp -> 'credentialSubject' -> 'nullifiers' ? %(hash)s
+               OR x.stamp -> 'credentialSubject' ->> 'hash' = %(hash)s)
+          AND e.data #> ARRAY['fields', 'stamps', x.provider, 'dedup'] = 'false'::jsonb
+        ORDER BY e.created_at, e.id
+        LIMIT 1
         """,
         {"holder": holder, "community": community_id, "after": after, "hash": hash_},
     )

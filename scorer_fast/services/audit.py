@@ -25,7 +25,7 @@ from scorer_fast.db import keys, sql
 from scorer_fast.db.audit import CeramicRow, Selection, StoredScore
 from scorer_fast.db.keys import CommunityRow
 from scorer_fast.domain.computation import ScoreFields
-from scorer_fast.domain.credentials import CachedStamp, parse_expiration
+from scorer_fast.domain.credentials import CachedStamp, parse_expiration, subject_provider
 from scorer_fast.domain.dedup import Link, stamp_nullifiers
 from scorer_fast.domain.formats import stamp_entry
 from scorer_fast.domain.proofs import RequestProofs
@@ -108,6 +108,7 @@ def run(
             queries.begin_read_only()
             batch = queries.stored_scores(selection, after=after, batch=size)
             links = queries.links_of(_link_keys(batch))
+            _verify_ahead(batch)
             outcomes = [_audit(stored, communities, links) for stored in batch]
         if not batch:
             break
@@ -152,6 +153,14 @@ def _link_keys(batch: list[StoredScore]) -> list[tuple[int, str]]:
     return sorted(keys)
 
 
+def _verify_ahead(batch: list[StoredScore]) -> None:
+    """Fill the verified-proof cache with the batch's live stamps in one concurrent didkit run (about twice the
+    rate of one row at a time); each row's own check then answers from the cache."""
+    stamps = [_stamp(row) for stored in batch for row in stored.rows if not row.revoked]
+    if stamps:
+        scoring.proof_verifier().verify_stamps(stamps)
+
+
 def _audit(stored: StoredScore, communities: _Communities, links: dict[int, dict[str, Link]]) -> _Outcome:
     if stored.address is None or stored.community_id is None:
         return _Skip("passport without address or community")
@@ -166,7 +175,11 @@ def _audit(stored: StoredScore, communities: _Communities, links: dict[int, dict
         return _Skip(f"status {stored.status} (no result stored)")
     if stored.last_score_timestamp is None:
         return _Skip("DONE without a scoring time")
-    return _Recomputation(stored, community, links.get(community.id, {})).outcome()
+    # Only the links of this row's nullifiers: plan_lifo diffs every link it is given.
+    community_links = links.get(community.id, {})
+    hashes = {h for row in stored.rows for h in _nullifiers(sql.json_value(row.text))}
+    row_links = {h: community_links[h] for h in hashes if h in community_links}
+    return _Recomputation(stored, community, row_links).outcome()
 
 
 # --- DONE rows: recompute at T, then look for a cause the data shows --------------------------------------------
@@ -176,6 +189,7 @@ def _audit(stored: StoredScore, communities: _Communities, links: dict[int, dict
 class _Inputs:
     stamps: dict[str, CachedStamp]  # by provider column
     links: dict[str, Link]
+    provider_binding: bool = True  # decision 19
 
 
 @dataclass(frozen=True)
@@ -220,6 +234,7 @@ class _Recomputation:
             links=inputs.links,
             at=self.at,
             proofs=self.proofs,
+            provider_binding=inputs.provider_binding,
         )
         return _differences(self.expected, _comparable(recomputed))
 
@@ -249,6 +264,13 @@ class _Recomputation:
                 found.append(_revoked(row))
             elif not row.deleted and row.updated_at > self.at:
                 found += self._rewritten(row)
+        unbound = [
+            stamp
+            for stamp in baseline.stamps.values()
+            if stamp.provider in suspects and subject_provider(stamp.credential) != stamp.provider
+        ]
+        if unbound:
+            found.append(_unbound(unbound))
         candidates = [*baseline.stamps.values(), *(_stamp(row) for row in self.stored.rows if row.revoked)]
         for stamp in candidates:
             if stamp.provider in suspects:
@@ -289,8 +311,9 @@ class _Recomputation:
             if write is None:
                 continue
             detail = (
-                f"the hash link of {hash_} ({stamp.provider}), now held by {link.address}, was rewritten after this "
-                f"scoring ({write.source} {write.id} of {write.address} at {write.at.isoformat()})"
+                f"the hash link of {hash_} ({stamp.provider}) is now held by {link.address}, who scored after this "
+                f"scoring and kept its {write.provider} stamp carrying it (SCU event {write.event_id} at "
+                f"{write.at.isoformat()})"
             )
             found += [
                 _Alternative("hash link changed after the scoring", detail, _links_without(hash_)),
@@ -327,6 +350,16 @@ def _revoked(row: CeramicRow) -> _Alternative:
         f"ceramic-cache row {row.id} ({row.provider}) is revoked now; a revocation carries no time and the original "
         "never scores a revoked row, so it was revoked after this scoring",
         _with_stamp(_stamp(row)),
+    )
+
+
+def _unbound(stamps: list[CachedStamp]) -> _Alternative:
+    names = ", ".join(f"{stamp.provider} (credential: {subject_provider(stamp.credential)})" for stamp in stamps)
+    return _Alternative(
+        "provider binding (decision 19)",
+        f"the row's provider differs from its credential's: {names}; the original scores such a row under the "
+        "row's provider, scorer_fast drops it (docs/decisions.md, decision 19)",
+        lambda inputs: replace(inputs, provider_binding=False),
     )
 
 

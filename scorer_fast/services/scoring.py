@@ -56,13 +56,16 @@ def check_proofs_ahead(
     return proofs
 
 
-def valid_stamps(address: str, stamps: list[CachedStamp], *, now: datetime, proofs: RequestProofs) -> list[CachedStamp]:
+def valid_stamps(
+    address: str, stamps: list[CachedStamp], *, now: datetime, proofs: RequestProofs, provider_binding: bool = True
+) -> list[CachedStamp]:
     return select_valid_stamps(
         stamps,
         did=did_for(address),
         trusted_issuers=frozenset(settings.TRUSTED_IAM_ISSUERS),
         now=now,
         verify_proofs=proofs.verify_stamps,
+        provider_binding=provider_binding,
     )
 
 
@@ -146,16 +149,18 @@ def score_as_of(
     links: dict[str, Link],
     at: datetime,
     proofs: RequestProofs,
+    provider_binding: bool = True,
 ) -> ScoreFields:
     """What a scoring run at `at` computes from these rows (the address's live stamps then, the hash links of their
     nullifiers then), writing nothing: the same steps as `_run_pipeline`, with the LIFO plan taken as is. The
-    rollout audit (scorer_fast/services/audit.py) recomputes stored scores with it."""
+    rollout audit (scorer_fast/services/audit.py) recomputes stored scores with it; `provider_binding=False`
+    undoes decision 19 to see whether that alone explains a difference."""
     try:
         config = scoring_setup(community)
         plan = plan_dedup(
             address=address,
             community_id=community.id,
-            stamps=valid_stamps(address, stamps, now=at, proofs=proofs),
+            stamps=valid_stamps(address, stamps, now=at, proofs=proofs, provider_binding=provider_binding),
             links=links,
             now=at,
         )
