@@ -435,6 +435,20 @@ def test_it_runs_in_production_mode_as_a_select_only_role(community, reader_url,
     assert done.stderr == ""  # no progress bar without a terminal
 
 
+def test_production_still_refuses_what_the_audit_needs_and_other_commands_keep_the_full_refusal(tmp_path):
+    env = production_env("postgresql://nobody@127.0.0.1:9/none")
+    no_issuers = command_line({**env, "TRUSTED_IAM_ISSUERS": "[]"})
+    assert no_issuers.returncode == 2 and no_issuers.stderr.count("\n") == 1
+    assert no_issuers.stderr.startswith("ImproperlyConfigured: Refusing to start in production mode: TRUSTED_IAM")
+    assert "SECRET_KEY" not in no_issuers.stderr and "CGRANTS_API_TOKEN" not in no_issuers.stderr
+    other = subprocess.run(
+        [sys.executable, "manage.py", "bootstrap_db"], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert other.returncode == 2
+    for problem in ("SECRET_KEY", "ALLOWED_HOSTS", "CGRANTS_API_TOKEN", "CERAMIC_CACHE_SCORER_ID"):
+        assert problem in other.stderr, problem
+
+
 def test_the_command_line_refuses_bad_arguments_and_a_missing_database_in_one_line(community, reader_url):
     env = production_env(reader_url)
     refused = command_line(env, "--address", "nope")
