@@ -19,12 +19,9 @@ from django.db import InternalError, connection, transaction
 
 from scorer_fast.db import audit as queries
 from scorer_fast.models import (
-    AddressList,
-    AllowList,
     BinaryWeightedScorer,
     CustomCredential,
     CustomCredentialRuleset,
-    Customization,
     CustomPlatform,
     Score,
     WeightedScorer,
@@ -474,20 +471,7 @@ def bulk(client, method: str, address: str, body: list) -> None:
 def customized(owner, weights: dict) -> tuple:
     """A WEIGHTED community whose customization overrides weights: an allow list and a custom credential."""
     community = factories.community(owner=owner, weights=weights, threshold="1", scorer_type="WEIGHTED")
-    customization = Customization.objects.create(
-        path=f"partner-{community.id}",
-        scorer=community,
-        use_custom_dashboard_panel=False,
-        body_display_info_tooltip=False,
-        button_action_type="Simple Link",
-        show_explanation_panel=False,
-        partner_name="p",
-        nav_order=0,
-        show_in_top_nav=False,
-    )
-    AllowList.objects.create(
-        address_list=AddressList.objects.create(name="vips"), customization=customization, weight="10.0000"
-    )
+    customization = factories.allow_list_customization(community, list_name="vips", weight="10.0000")
     platform = CustomPlatform.objects.create(platform_type="DEVEL", name="devel", is_evm=False)
     ruleset = CustomCredentialRuleset.objects.create(
         credential_type="DEVEL", definition={}, name="contributor", provider_id="DeveloperList#contributor"

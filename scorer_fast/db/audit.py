@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import connection
 
 from scorer_fast.db import sql
+from scorer_fast.domain.computation import ScoreFields
 from scorer_fast.domain.dedup import Link
 
 
@@ -44,14 +45,7 @@ class StoredScore:
     address: str | None
     community_id: int | None
     community_exists: bool
-    status: str | None
-    score: Decimal | None
-    error: str | None
-    last_score_timestamp: datetime | None
-    evidence: Any
-    stamp_scores: Any
-    stamps: Any
-    expiration_date: datetime | None
+    fields: ScoreFields  # as stored, jsonb columns parsed as the original did
     rows: list[CeramicRow]
 
 
@@ -154,14 +148,16 @@ def _stored(record: _ScoreRecord) -> StoredScore:
         address=record.address,
         community_id=record.community_id,
         community_exists=record.community_exists,
-        status=record.status,
-        score=record.score,
-        error=record.error,
-        last_score_timestamp=record.last_score_timestamp,
-        evidence=sql.json_value(record.evidence),
-        stamp_scores=sql.json_value(record.stamp_scores),
-        stamps=sql.json_value(record.stamps),
-        expiration_date=record.expiration_date,
+        fields=ScoreFields(
+            score=record.score,
+            status=record.status or "",
+            last_score_timestamp=record.last_score_timestamp,
+            error=record.error,
+            evidence=sql.json_value(record.evidence),
+            stamp_scores=sql.json_value(record.stamp_scores),
+            stamps=sql.json_value(record.stamps),
+            expiration_date=record.expiration_date,
+        ),
         rows=rows,
     )
 

@@ -169,11 +169,11 @@ def _audit(stored: StoredScore, communities: _Communities, links: dict[int, dict
     community = communities.get(stored.community_id)
     if community is None:
         return _Skip("community gone")
-    if stored.status == "ERROR":
+    if stored.fields.status == "ERROR":
         return _audit_error(stored, community)
-    if stored.status != "DONE":
-        return _Skip(f"status {stored.status} (no result stored)")
-    if stored.last_score_timestamp is None:
+    if stored.fields.status != "DONE":
+        return _Skip(f"status {stored.fields.status or 'NULL'} (no result stored)")
+    if stored.fields.last_score_timestamp is None:
         return _Skip("DONE without a scoring time")
     # Only the links of this row's nullifiers: plan_lifo diffs every link it is given.
     community_links = links.get(community.id, {})
@@ -203,11 +203,11 @@ class _Alternative:
 
 class _Recomputation:
     def __init__(self, stored: StoredScore, community: CommunityRow, links: dict[str, Link]) -> None:
-        assert stored.address is not None and stored.last_score_timestamp is not None
+        assert stored.address is not None and stored.fields.last_score_timestamp is not None
         self.stored, self.community, self.links = stored, community, links
-        self.address, self.at = stored.address, stored.last_score_timestamp
+        self.address, self.at = stored.address, stored.fields.last_score_timestamp
         self.proofs = RequestProofs(scoring.proof_verifier())
-        self.expected = _comparable_stored(stored)
+        self.expected = _comparable(stored.fields)
 
     def outcome(self) -> Difference | None:
         live = [row for row in self.stored.rows if not row.revoked]
@@ -400,13 +400,13 @@ def _audit_error(stored: StoredScore, community: CommunityRow) -> _Outcome:
         proofs=RequestProofs(scoring.proof_verifier()),
     )
     if recomputed.status == "ERROR":
-        fields = _differences(_comparable_stored(stored), _comparable(recomputed))
+        fields = _differences(_comparable(stored.fields), _comparable(recomputed))
         return _difference(stored, fields, None) if fields else None
     fields = {
-        "status": {"stored": stored.status, "recomputed": "DONE"},
-        "error": {"stored": stored.error, "recomputed": None},
+        "status": {"stored": stored.fields.status, "recomputed": "DONE"},
+        "error": {"stored": stored.fields.error, "recomputed": None},
     }
-    if stored.error in ORIGINAL_LIFO_ERRORS:
+    if stored.fields.error in ORIGINAL_LIFO_ERRORS:
         return _difference(
             stored,
             fields,
@@ -445,18 +445,6 @@ def _difference(stored: StoredScore, fields: dict[str, dict[str, Any]], cause: t
 
 
 # --- comparison, in the formats the API and the stored JSON use ---------------------------------------------------
-
-
-def _comparable_stored(stored: StoredScore) -> dict[str, Any]:
-    return _flat(
-        stored.status,
-        stored.score,
-        stored.error,
-        stored.evidence,
-        stored.stamp_scores,
-        stored.stamps,
-        stored.expiration_date,
-    )
 
 
 def _comparable(fields: ScoreFields) -> dict[str, Any]:
