@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import InternalError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from scorer_fast.db import audit as queries
 from scorer_fast.models import (
@@ -234,6 +235,24 @@ def test_a_hash_link_changed_by_hand_is_not_explained(community, tmp_path):
     assert status == 1 and difference["score_id"] == score_id and difference["explained"] is False
 
 
+def test_a_later_scoring_of_the_holder_that_did_not_keep_the_nullifier_explains_nothing(community, tmp_path):
+    """A scored after B, but its stamp carrying the nullifier was deduplicated then: that scoring wrote no link,
+    so the link's holder A (set by hand) is not shown to have changed after B's scoring."""
+    b_stamp, a_stamp = shared(B), shared(A)
+    ceramic_row(B, b_stamp, created_at=ago(hours=3))
+    score_id = score_like_the_original(
+        B, community.id, at=ago(hours=2), weights=WEIGHTS, threshold="20", kept=[b_stamp]
+    )
+    ceramic_row(A, a_stamp, created_at=ago(minutes=30))
+    score_like_the_original(
+        A, community.id, at=ago(minutes=20), weights=WEIGHTS, threshold="20", kept=[], deduplicated=[a_stamp]
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE registry_hashscorerlink SET address = %s WHERE hash = 'v0:one-human'", [A])
+    differences = {d["score_id"]: d for d in audit(tmp_path)[1]["differences"]}
+    assert differences[score_id]["explained"] is False
+
+
 def test_a_stamp_revoked_after_the_scoring_is_explained(community, tmp_path):
     scored_with_two_stamps(community)
     revoke(ceramic_row_id(A, "Ens"))
@@ -330,6 +349,20 @@ def test_the_audit_writes_nothing_a_write_in_its_transaction_fails(community):
             cursor.execute(
                 "INSERT INTO registry_event (action, address, created_at, data) VALUES ('SCU', 'x', now(), '{}')"
             )
+
+
+def test_every_statement_of_an_audit_only_reads(community, tmp_path):
+    """Also the cause look-ups: a difference explained by a hash link, one unexplained, a revoked stamp."""
+    taken_over_after_the_scoring(community)
+    scored_with_two_stamps(community, C)
+    revoke(ceramic_row_id(C, "Ens"))
+    with CaptureQueriesContext(connection) as captured:
+        audit(tmp_path)
+    statements = [query["sql"].strip() for query in captured.captured_queries]
+    assert any("registry_event" in statement for statement in statements)  # the cause look-ups ran
+    allowed = ("BEGIN", "COMMIT", "SELECT ", "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    assert [statement for statement in statements if not statement.startswith(allowed)] == []
+    assert not any("advisory" in statement or "FOR UPDATE" in statement for statement in statements)
 
 
 # --- filters and arguments ---------------------------------------------------------------------------------------
