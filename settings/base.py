@@ -6,13 +6,19 @@ issuer and its `demo` app, the embedded PostgreSQL) are out of reach.
 """
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
 from settings import embedded_pg, embedded_redis
-from settings.checks import DEVELOPMENT_INTERNAL_TOKEN, DEVELOPMENT_SECRET_KEY, refuse_placeholders_in_production
+from settings.checks import (
+    DEVELOPMENT_INTERNAL_TOKEN,
+    DEVELOPMENT_SECRET_KEY,
+    refuse_placeholders_in_production,
+    serves_requests,
+)
 from settings.database import database_from_url
 from settings.env import env_bool, env_int, env_json, env_str
 
@@ -187,4 +193,5 @@ if PRODUCTION:
         ceramic_cache_scorer_id=CERAMIC_CACHE_SCORER_ID,
         database_url=DATABASE_URL,
         debug=DEBUG,
+        serving=serves_requests(sys.argv),
     )

@@ -12,6 +12,15 @@ PLACEHOLDER_SECRET_KEYS = frozenset(
 PLACEHOLDER_INTERNAL_TOKENS = frozenset({"", "abc", DEVELOPMENT_INTERNAL_TOKEN})
 PLACEHOLDER_ISSUERS = frozenset({"did:key:GlMY_1zkc0i11O-wMBWbSiUfIkZiXzFLlAQ89pdfyBA", "did:ethr:0xabczyx"})
 MIN_SECRET_KEY_LENGTH = 32
+# Management commands that serve nothing and write nothing (the rollout audit): they need the database and the
+# scoring settings, not the web server's secrets (SECRET_KEY, ALLOWED_HOSTS, CGRANTS_API_TOKEN) nor
+# CERAMIC_CACHE_SCORER_ID, which only the ceramic-cache routes read.
+READ_ONLY_COMMANDS = frozenset({"audit_scores"})
+
+
+def serves_requests(argv: list[str]) -> bool:
+    """False for `manage.py <read-only command>` (and `django-admin <command>`); True for everything else."""
+    return not (len(argv) > 1 and argv[1] in READ_ONLY_COMMANDS)
 
 
 def production_problems(
@@ -24,9 +33,10 @@ def production_problems(
     debug: bool,
     allowed_hosts: list[str],
     internal_api_token: str,
+    serving: bool = True,
 ) -> list[str]:
     problems = []
-    if secret_key in PLACEHOLDER_SECRET_KEYS or len(secret_key) < MIN_SECRET_KEY_LENGTH:
+    if serving and (secret_key in PLACEHOLDER_SECRET_KEYS or len(secret_key) < MIN_SECRET_KEY_LENGTH):
         problems.append(f"SECRET_KEY must be a real secret of at least {MIN_SECRET_KEY_LENGTH} characters")
     if not trusted_issuers:
         problems.append("TRUSTED_IAM_ISSUERS must list the production IAM issuer DIDs")
@@ -35,15 +45,15 @@ def production_problems(
         problems.append(f"TRUSTED_IAM_ISSUERS contains placeholder or demo issuers: {', '.join(bad)}")
     if not all(isinstance(issuer, str) and issuer.startswith("did:") for issuer in trusted_issuers):
         problems.append("TRUSTED_IAM_ISSUERS must be a JSON list of DID strings")
-    if ceramic_cache_scorer_id is None:
+    if serving and ceramic_cache_scorer_id is None:
         problems.append("CERAMIC_CACHE_SCORER_ID must be set")
     if not database_url:
         problems.append("DATABASE_URL must be set (the embedded database is for development only)")
     if debug:
         problems.append("DEBUG must be off")
-    if not allowed_hosts or "*" in allowed_hosts:
+    if serving and (not allowed_hosts or "*" in allowed_hosts):
         problems.append("ALLOWED_HOSTS must name the service's host names (not empty, not *)")
-    if internal_api_token in PLACEHOLDER_INTERNAL_TOKENS:
+    if serving and internal_api_token in PLACEHOLDER_INTERNAL_TOKENS:
         problems.append("CGRANTS_API_TOKEN must be set (GET /internal/score/v2 requires it)")
     return problems
 

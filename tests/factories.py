@@ -12,9 +12,12 @@ from django.contrib.auth.models import User
 from scorer_fast.models import (
     Account,
     AccountAPIKey,
+    AddressList,
+    AllowList,
     BinaryWeightedScorer,
     CeramicCache,
     Community,
+    Customization,
     Scorer,
     WeightedScorer,
 )
@@ -59,6 +62,26 @@ def community(
         external_scorer_id=external_scorer_id,
         human_points_program=human_points_program,
     )
+
+
+def allow_list_customization(community: Community, *, list_name: str, weight: str) -> Customization:
+    """The community's customization (every NOT NULL column set) with one allow list: `AllowList#<list_name>`
+    then weighs `weight`."""
+    customization = Customization.objects.create(
+        path=f"partner-{community.id}",
+        scorer=community,
+        use_custom_dashboard_panel=False,
+        body_display_info_tooltip=False,
+        button_action_type="Simple Link",
+        show_explanation_panel=False,
+        partner_name="p",
+        nav_order=0,
+        show_in_top_nav=False,
+    )
+    AllowList.objects.create(
+        address_list=AddressList.objects.create(name=list_name), customization=customization, weight=weight
+    )
+    return customization
 
 
 def api_key(

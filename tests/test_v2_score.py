@@ -251,25 +251,10 @@ def test_it_saves_an_error_state_score_for_an_unknown_rule(client):
 
 
 def test_it_applies_customization_weight_overrides(client):
-    from scorer_fast.models import AddressList, AllowList, Customization
-
     owner = factories.account()
     community = factories.community(owner=owner, weights={"Google": 0.525, "AllowList#vips": 1})
     key = factories.api_key(owner)
-    customization = Customization.objects.create(
-        path="partner",
-        scorer=community,
-        use_custom_dashboard_panel=False,
-        body_display_info_tooltip=False,
-        button_action_type="Simple Link",
-        show_explanation_panel=False,
-        partner_name="p",
-        nav_order=0,
-        show_in_top_nav=False,
-    )
-    AllowList.objects.create(
-        address_list=AddressList.objects.create(name="vips"), customization=customization, weight="10.0000"
-    )
+    factories.allow_list_customization(community, list_name="vips", weight="10.0000")
     factories.cache_stamp(ADDRESS, signed_stamp(ADDRESS, "AllowList#vips"))
     factories.cache_stamp(ADDRESS, signed_stamp(ADDRESS, "Google"))
     get_score(client, community.id, ADDRESS, key)

@@ -76,8 +76,10 @@ def select_valid_stamps(
     trusted_issuers: frozenset[str],
     now: datetime,
     verify_proofs: Callable[[list[CachedStamp]], list[bool]],
+    provider_binding: bool = True,
 ) -> list[CachedStamp]:
-    """Keep the stamps that count, in order. Cheap checks first; only survivors reach didkit, all at once."""
+    """Keep the stamps that count, in order. Cheap checks first; only survivors reach didkit, all at once.
+    `provider_binding=False` is the original's rule (no decision 19), for the audit's counterfactual only."""
     candidates = []
     for stamp in stamps:
         credential = stamp.credential
@@ -89,7 +91,7 @@ def select_valid_stamps(
         if expiration is None or expiration < now:
             logger.info("stamp dropped: expired or without a valid expirationDate", extra={"provider": stamp.provider})
             continue
-        if subject_provider(credential) != stamp.provider:
+        if provider_binding and subject_provider(credential) != stamp.provider:
             # Decision 19: a row stored under another provider name than its credential's never counts.
             logger.info(
                 "stamp dropped: provider column differs from the credential", extra={"provider": stamp.provider}

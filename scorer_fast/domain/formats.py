@@ -15,7 +15,7 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _stamp_entry(entry: dict[str, Any]) -> dict[str, Any]:
+def stamp_entry(entry: dict[str, Any]) -> dict[str, Any]:
     shaped = {key: entry.get(key) for key in _STAMP_KEYS}
     if entry.get("source_wallet") is not None:
         shaped["source_wallet"] = entry["source_wallet"]
@@ -40,7 +40,7 @@ def score_response(
         "expiration_timestamp": _iso(fields.expiration_date),
         "threshold": format(threshold, ".5f"),
         "error": fields.error,
-        "stamps": {provider: _stamp_entry(entry) for provider, entry in (fields.stamps or {}).items()},
+        "stamps": {provider: stamp_entry(entry) for provider, entry in (fields.stamps or {}).items()},
         "points_data": points_data,
         "possible_points_data": possible_points_data,
         "linked_score": None,

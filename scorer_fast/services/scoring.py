@@ -54,12 +54,12 @@ def check_proofs_ahead(
         proofs.unchanged_stamps = list(stored)
     stamps = [stamp for stamp in stored if stamp.provider not in replaced_providers]
     with timed_step("verify_credentials"):
-        _valid_stamps(address, [*stamps, *added], now=datetime.now(UTC), proofs=proofs)
+        valid_stamps(address, [*stamps, *added], now=datetime.now(UTC), proofs=proofs)
     return proofs
 
 
-def _valid_stamps(
-    address: str, stamps: list[CachedStamp], *, now: datetime, proofs: RequestProofs
+def valid_stamps(
+    address: str, stamps: list[CachedStamp], *, now: datetime, proofs: RequestProofs, provider_binding: bool = True
 ) -> list[CachedStamp]:
     return select_valid_stamps(
         stamps,
@@ -67,6 +67,7 @@ def _valid_stamps(
         trusted_issuers=frozenset(settings.TRUSTED_IAM_ISSUERS),
         now=now,
         verify_proofs=proofs.verify_stamps,
+        provider_binding=provider_binding,
     )
 
 
@@ -127,10 +128,8 @@ def _run_pipeline(
     writes: _Writes,
 ) -> ScoreFields:
     """Adds to `writes` the rows to write with the score (they go in one statement after scoring)."""
-    config = _scorer_config(community)
-    if community.rule != "LIFO":
-        raise ScoringFailure("Invalid rule")
-    valid = _valid_stamps(address, snapshot.stamps, now=now, proofs=proofs)
+    config = scoring_setup(community)
+    valid = valid_stamps(address, snapshot.stamps, now=now, proofs=proofs)
     with timed_step("deduplicate"):
         plan = _deduplicate(address=address, community_id=community.id, stamps=valid, links=snapshot.links, now=now)
     with timed_step("write_score"):
@@ -148,8 +147,44 @@ def _run_pipeline(
     return fields
 
 
+def score_as_of(
+    *,
+    address: str,
+    community: CommunityRow,
+    stamps: list[CachedStamp],
+    links: dict[str, Link],
+    at: datetime,
+    proofs: RequestProofs,
+    provider_binding: bool = True,
+) -> ScoreFields:
+    """What a scoring run at `at` computes from these rows (the address's live stamps then, the hash links of their
+    nullifiers then), writing nothing: the same steps as `_run_pipeline`, with the LIFO plan taken as is. The
+    rollout audit (scorer_fast/services/audit.py) recomputes stored scores with it; `provider_binding=False`
+    undoes decision 19 to see whether that alone explains a difference."""
+    try:
+        config = scoring_setup(community)
+        plan = plan_dedup(
+            address=address,
+            community_id=community.id,
+            stamps=valid_stamps(address, stamps, now=at, proofs=proofs, provider_binding=provider_binding),
+            links=links,
+            now=at,
+        )
+    except ScoringFailure as failure:
+        return ScoreFields.failed(str(failure))
+    return compute_score(kept=plan.kept, deduplicated=plan.deduplicated, config=config, now=at)
+
+
+def scoring_setup(community: CommunityRow) -> ScorerConfig:
+    """The community's scorer with its customization overrides, or a ScoringFailure (unknown scorer type, a rule
+    other than LIFO). Read with the community, before the transaction (keys.community_get / community_of_account)."""
+    config = _scorer_config(community)
+    if community.rule != "LIFO":
+        raise ScoringFailure("Invalid rule")
+    return config
+
+
 def _scorer_config(community: CommunityRow) -> ScorerConfig:
-    """Read with the community, before the transaction (keys.community_get / community_of_account)."""
     config = community.config
     if config is None or config.scorer_type not in {"WEIGHTED", "WEIGHTED_BINARY"}:
         raise ScoringFailure("Unknown scorer type")
@@ -172,14 +207,7 @@ def _deduplicate(
             links = {hash_: links[hash_] for hash_ in hashes if hash_ in links}
         else:
             links = hash_links.get(hashes, community_id) if hashes else {}
-        plan = plan_lifo(
-            address=address,
-            community_id=community_id,
-            stamps=stamps,
-            links=links,
-            now=now,
-            multi_nullifier=settings.FF_MULTI_NULLIFIER,
-        )
+        plan = plan_dedup(address=address, community_id=community_id, stamps=stamps, links=links, now=now)
         try:
             if plan.inserts or plan.updates:  # the savepoint costs two round trips: only when writing
                 with transaction.atomic():
@@ -196,6 +224,20 @@ def _deduplicate(
             continue
         return plan
     raise ScoringFailure("Failed to save HashScorerLinks")
+
+
+def plan_dedup(
+    *, address: str, community_id: int, stamps: list[CachedStamp], links: dict[str, Link], now: datetime
+) -> DedupPlan:
+    """The LIFO plan for the valid `stamps` against `links` (a superset of their nullifiers' links is fine)."""
+    return plan_lifo(
+        address=address,
+        community_id=community_id,
+        stamps=stamps,
+        links=links,
+        now=now,
+        multi_nullifier=settings.FF_MULTI_NULLIFIER,
+    )
 
 
 class _LostRace(Exception):
