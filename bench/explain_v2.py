@@ -19,7 +19,7 @@ os.environ.setdefault("PGSERVER_DATA", str(REPO / ".pgdata-explain"))
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from profile_v2 import seed  # noqa: E402
+from profile_v2 import seed, v2_score_environ  # noqa: E402
 from run import PRODUCTION_FLAGS, database_url  # noqa: E402
 
 
@@ -58,17 +58,7 @@ def main() -> None:
 
     scorer_id, key, address = seed()
     application = get_wsgi_application()
-    environ = {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": f"/v2/stamps/{scorer_id}/score/{address}",
-        "QUERY_STRING": "",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8400",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "HTTP_X_API_KEY": key,
-        "wsgi.url_scheme": "http",
-        "wsgi.errors": sys.stderr,
-    }
+    environ = v2_score_environ(scorer_id, key, address)
 
     def one_request() -> None:
         response = application(dict(environ, **{"wsgi.input": io.BytesIO(b"")}), lambda s, h: None)

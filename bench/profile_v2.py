@@ -27,6 +27,22 @@ from bench import measure  # noqa: E402
 PACKAGES = ("scorer_fast", "django", "ninja", "pydantic", "psycopg", "opentelemetry", "logging", "json", "didkit")
 
 
+def v2_score_environ(scorer_id: int, key: str, address: str) -> dict:
+    """The WSGI environ of one warm v2 score request (give each call a fresh `wsgi.input`)."""
+    return {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": f"/v2/stamps/{scorer_id}/score/{address}",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8400",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_X_API_KEY": key,
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": sys.stderr,
+    }
+
+
 def seed() -> tuple[int, str, str]:
     from datetime import UTC, datetime, timedelta
 
@@ -101,18 +117,7 @@ def main() -> None:
 
     scorer_id, key, address = seed()
     application = get_wsgi_application()
-    environ = {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": f"/v2/stamps/{scorer_id}/score/{address}",
-        "QUERY_STRING": "",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8400",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "HTTP_X_API_KEY": key,
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(b""),
-        "wsgi.errors": sys.stderr,
-    }
+    environ = v2_score_environ(scorer_id, key, address)
     statuses = []
 
     def one_request() -> None:
