@@ -19,7 +19,7 @@ os.environ.setdefault("PGSERVER_DATA", str(REPO / ".pgdata-explain"))
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from profile_v2 import seed, v2_score_environ  # noqa: E402
+from profile_v2 import seed, stop_and_exit, v2_score_environ  # noqa: E402
 from run import PRODUCTION_FLAGS, database_url  # noqa: E402
 
 
@@ -114,15 +114,7 @@ def main() -> None:
     print(f"\nan empty BEGIN/ROLLBACK pair: {cpu_ms[0]:.3f} ms of backend CPU")
     sys.stdout.flush()
     connection.close()
-    if embedded:
-        from settings import embedded_pg
-
-        embedded_pg.stop()
-    if own_redis:
-        from settings import embedded_redis
-
-        embedded_redis.stop()
-    os._exit(0)
+    stop_and_exit(embedded=embedded, own_redis=own_redis)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,19 @@ from bench import measure  # noqa: E402
 PACKAGES = ("scorer_fast", "django", "ninja", "pydantic", "psycopg", "opentelemetry", "logging", "json", "didkit")
 
 
+def stop_and_exit(*, embedded: bool, own_redis: bool) -> None:
+    """Stop the embedded servers this run started, then leave without didkit's interpreter-exit crash."""
+    if embedded:
+        from settings import embedded_pg
+
+        embedded_pg.stop()
+    if own_redis:
+        from settings import embedded_redis
+
+        embedded_redis.stop()
+    os._exit(0)
+
+
 def v2_score_environ(scorer_id: int, key: str, address: str) -> dict:
     """The WSGI environ of one warm v2 score request (give each call a fresh `wsgi.input`)."""
     return {
@@ -163,15 +176,7 @@ def main() -> None:
         pstats.Stats(profiler, stream=out).sort_stats(order).print_stats(args.filter, args.top)
         print(out.getvalue())
     sys.stdout.flush()
-    if embedded:
-        from settings import embedded_pg
-
-        embedded_pg.stop()
-    if own_redis:
-        from settings import embedded_redis
-
-        embedded_redis.stop()
-    os._exit(0)
+    stop_and_exit(embedded=embedded, own_redis=own_redis)
 
 
 if __name__ == "__main__":
