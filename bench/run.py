@@ -89,8 +89,11 @@ os._exit(0)
 
 
 class Server:
-    def __init__(self, env: dict, workers: int):
-        self.env = {**env, "PORT": str(PORT), "HOST": "127.0.0.1", "WEB_CONCURRENCY": str(workers)}
+    """One gunicorn with the production config (`gunicorn.conf.py`) on 127.0.0.1:`port` (bench/scale.py starts two)."""
+
+    def __init__(self, env: dict, workers: int, port: int = PORT):
+        self.port = port
+        self.env = {**env, "PORT": str(port), "HOST": "127.0.0.1", "WEB_CONCURRENCY": str(workers)}
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -101,13 +104,16 @@ class Server:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        for _ in range(100):
+        for _ in range(200):
             try:
-                request("GET", "/health")
-                return
+                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                connection.request("GET", "/health")
+                if connection.getresponse().status == 200:
+                    return
             except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("gunicorn did not start")
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"gunicorn on port {self.port} did not start")
 
     def worker_pids(self) -> list[int]:
         return measure.children(self.process.pid)
@@ -121,8 +127,9 @@ class Server:
         return peaks
 
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(20)
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(20)
 
 
 _local = threading.local()

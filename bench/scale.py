@@ -35,7 +35,7 @@ os.environ.setdefault("REDIS_DATA", str(REPO / ".redis-scale"))
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from run import PORT, PRODUCTION_FLAGS, STAMPS_PER_ADDRESS, database_url, seed  # noqa: E402
+from run import PORT, PRODUCTION_FLAGS, STAMPS_PER_ADDRESS, Server, database_url, seed  # noqa: E402
 
 from bench import measure  # noqa: E402
 
@@ -124,42 +124,6 @@ def _user_exists(name: str) -> bool:
     except KeyError:
         return False
     return True
-
-
-class Instance:
-    """One gunicorn (one container), with the production config and flags."""
-
-    def __init__(self, env: dict, port: int, workers: int):
-        self.port = port
-        self.env = {**env, "PORT": str(port), "HOST": "127.0.0.1", "WEB_CONCURRENCY": str(workers)}
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "scorer_fast.wsgi:application"],
-            env=self.env,
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(200):
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                connection.request("GET", "/health")
-                if connection.getresponse().status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"gunicorn on port {self.port} did not start")
-
-    def worker_pids(self) -> list[int]:
-        return measure.children(self.process.pid if self.process else None)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(20)
 
 
 _local = threading.local()
@@ -318,7 +282,7 @@ def main() -> None:
     )
     bouncer.start()
     env.update(PRODUCTION_FLAGS, DATABASE_URL=bouncer.url(), CERAMIC_CACHE_SCORER_ID=str(community))
-    instances = [Instance(env, PORT, args.workers), Instance(env, PORT + 1, args.workers)]
+    instances = [Server(env, args.workers, PORT), Server(env, args.workers, PORT + 1)]
     ports = [instance.port for instance in instances]
 
     def send(n: int) -> int:
