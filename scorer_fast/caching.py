@@ -24,7 +24,7 @@ class TtlCache(Generic[K, V]):
         if hit is None:
             return None
         if time.monotonic() - hit[0] >= max_age_seconds:
-            del self._entries[key]
+            self._entries.pop(key, None)  # another thread may have dropped it meanwhile
             return None
         return hit[1]
 

@@ -1,13 +1,13 @@
 """One function per route operation. Each write use case is one durable transaction: the exception of a 4xx
 leaves the atomic block (rolling back) before ninja's handler renders it."""
 
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 
+from scorer_fast.caching import TtlCache
 from scorer_fast.db import ceramic, keys, scores
 from scorer_fast.db.ceramic import NewCeramicRow
 from scorer_fast.db.keys import CommunityRow
@@ -265,19 +265,20 @@ def ceramic_stamps(*, raw_address: str) -> dict[str, Any]:
 
 # --- weights --------------------------------------------------------------------------------------------------------
 
-_weights_cache: dict[int, tuple[float, dict[str, Any]]] = {}
+_weights_cache: TtlCache[int, dict[str, Any]] = TtlCache(max_entries=10_000)
 
 
 def scorer_weights(community_id: int | None) -> dict[str, Any]:
     """The community's stored scorer weights, cached per worker for WEIGHTS_CACHE_SECONDS (the original: 60 s)."""
     resolved = community_id if community_id is not None else settings.CERAMIC_CACHE_SCORER_ID
-    now = time.monotonic()
-    if resolved is not None and (hit := _weights_cache.get(resolved)) and now - hit[0] < settings.WEIGHTS_CACHE_SECONDS:
-        return hit[1]
+    bound = settings.WEIGHTS_CACHE_SECONDS
+    if resolved is not None and (cached := _weights_cache.get(resolved, bound)) is not None:
+        return cached
+    read_at = _weights_cache.clock()
     weights = keys.scorer_weights_of_community(resolved) if resolved is not None else None
     if weights is None:
         raise ScoreCalculationFailed(
             f"Unable to retrieve configured scorer! settings.CERAMIC_CACHE_SCORER_ID={settings.CERAMIC_CACHE_SCORER_ID}"
         )
-    _weights_cache[resolved] = (now, weights)
+    _weights_cache.put(resolved, weights, read_at, bound)
     return weights
