@@ -532,3 +532,45 @@ def test_admin_errors_are_admin_pages_and_the_api_keeps_its_json(viewer, scored,
     api = client.get("/v2/no-such-route")
     assert api.status_code == 404 and api.json() == {"error": "Not Found"}
     assert client.get("/internal/nope").json() == {"detail": "Not Found"}
+
+
+# --- API keys: found by prefix, the secret never in a URL, a log line or a page ------------------------------------
+
+
+def test_a_pasted_api_key_is_searched_by_its_prefix_and_its_secret_goes_nowhere(viewer, scored, caplog):
+    key = factories.api_key(scored[0].account)
+    prefix, secret = key.split(".")
+    factories.api_key(scored[0].account)  # another key, not listed by the search
+    listing = page(viewer, f"{ADMIN}/accountapikey/")
+    assert 'id="changelist-search" method="post" action="search/"' in listing
+    assert "API keys are found by their prefix" in listing
+
+    with caplog.at_level("DEBUG"):
+        response = viewer.post(f"{ADMIN}/accountapikey/search/", {"q": f" {key} ", "revoked": "0"})
+        assert response.status_code == 302
+        assert response["Location"] == f"{ADMIN}/accountapikey/?revoked=0&q={prefix}"
+        html = page(viewer, response["Location"])
+        typed = viewer.get(f"{ADMIN}/accountapikey/?q={key}")  # pasted into the address bar by hand
+    assert typed.status_code == 302 and typed["Location"] == f"{ADMIN}/accountapikey/?q={prefix}"
+    assert "Searched by the key&#x27;s prefix only" in html and html.count('class="field-prefix"') == 1
+    assert prefix in cells(html) and secret not in html
+    assert secret not in caplog.text and key not in caplog.text
+
+
+KEY_COLUMNS = ["Prefix", "Name", "Account", "Rate limits", "Permissions", "State", "Created"]
+
+
+def test_the_key_list_fits_a_laptop_screen_and_a_key_link_answers_an_admin_styled_403(viewer, scored):
+    key = factories.api_key(scored[0].account)
+    row = models.AccountAPIKey.objects.get(prefix=key.split(".")[0])
+    html = page(viewer, f"{ADMIN}/accountapikey/")
+    html = html[html.find('id="result_list"') :]
+    headers = [re.sub(r"<[^>]+>", "", h).strip() for h in re.findall(r'<th scope="col".*?</th>', html, re.S)]
+    assert [h for h in headers if h] == KEY_COLUMNS
+    assert "scoring 125/15m<br>analysis unlimited<br>embed 125/15m" in html and "active, never expires" in html
+
+    response = viewer.get(f"{ADMIN}/accountapikey/{row.pk}/change/")
+    denied = response.content.decode()
+    assert response.status_code == 403 and response["Content-Type"].startswith("text/html")
+    assert 'id="site-name"' in denied and "Not allowed" in denied and "has no page of its own" in denied
+    assert row.hashed_key not in denied and key not in denied

@@ -1,8 +1,15 @@
 """Accounts, API keys (never their hashes), communities and their scorers, partner configuration, human points."""
 
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 
 from scorer_fast import models
 from scorer_fast.admin.base import (
@@ -14,6 +21,7 @@ from scorer_fast.admin.base import (
     admin_link,
     changelist_link,
     pretty_json,
+    utc_date,
 )
 from scorer_fast.services.analytics import masked_headers
 
@@ -48,53 +56,84 @@ class RevokedFilter(ConditionFilter):
     conditions = {"1": ("Yes", Q(revoked=True)), "0": ("No", Q(revoked=False))}
 
 
+KEY_SEARCH_HELP = (
+    "API keys are found by their prefix, the characters before the dot (the only part of a key kept in clear). "
+    "Pasting a whole key is safe: only its prefix is sent and searched. Also finds a key name or account address."
+)
+KEY_HAS_NO_PAGE = (
+    "An API key has no page of its own: its id holds the key's hash. Everything about a key is in the API keys list "
+    "(search it by the key's prefix)."
+)
+
+
+def key_search_term(term: str) -> str:
+    """A key is `<prefix>.<secret>`: everything from the first dot on is dropped before it reaches a URL or a page."""
+    return term.partition(".")[0].strip()
+
+
 @admin.register(models.AccountAPIKey)
 class AccountAPIKeyAdmin(AddressSearchAdmin):
     """The primary key is `<prefix>.<PBKDF2 hash>`: rows get no link, no detail page and no action checkbox (each
-    would put the hash into the page and into the URL that request logs record). The list shows everything else."""
+    would put the hash into the page and into the URL that request logs record). The list shows everything else,
+    in few enough columns for a 1280 px screen. Its search form posts (see `search_view`)."""
 
-    list_display = (
-        "prefix",
-        "name",
-        "account_link",
-        "rate_limit_tier",
-        "analysis_rate_limit_tier",
-        "embed_rate_limit_tier",
-        "permissions",
-        "revoked",
-        "expiry_date",
-        "created",
-    )
+    list_display = ("prefix", "name", "account_link", "rate_limits", "permissions", "state", "created_on")
     list_display_links = None
     list_select_related = ("account",)
     list_filter = (RevokedFilter, AccountFilter)
     actions = None
     ordering = ("-created",)
     address_field = "account__address"
-    search_help_text = "Search by key prefix (the part before the dot), key name, or account address."
+    search_help_text = KEY_SEARCH_HELP
+
+    def get_urls(self) -> list[URLPattern]:
+        search = path("search/", self.admin_site.admin_view(self.search_view), name="scorer_fast_accountapikey_search")
+        return [search, *super().get_urls()]
+
+    def search_view(self, request: HttpRequest) -> HttpResponseRedirect:
+        """The search box posts here; the redirect carries only the prefix, so the URL (and every log of it) never
+        holds the secret part of a pasted key."""
+        params = {name: value for name, value in request.POST.items() if name not in ("csrfmiddlewaretoken", "q")}
+        return self._search_redirect(request, request.POST.get("q", ""), params)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        term = request.GET.get("q", "")
+        if "." in term:  # a key typed into the URL by hand: show the page for its prefix only
+            params = {name: value for name, value in request.GET.items() if name != "q"}
+            return self._search_redirect(request, term, params)
+        return super().changelist_view(request, extra_context)
+
+    def _search_redirect(self, request: HttpRequest, term: str, params: dict[str, str]) -> HttpResponseRedirect:
+        prefix = key_search_term(term)
+        if prefix != term.strip():
+            self.message_user(request, "Searched by the key's prefix only: the rest of the key was dropped.")
+        query = urlencode({**params, **({"q": prefix} if prefix else {})})
+        url = reverse("admin:scorer_fast_accountapikey_changelist")
+        return HttpResponseRedirect(f"{url}?{query}" if query else url)
 
     def other_search(self, term: str) -> Q | None:
         # API keys are a small table (one row per partner key): a name contains-search is cheap here.
-        return Q(prefix__startswith=term.split(".")[0]) | Q(name__icontains=term)
+        prefix = key_search_term(term)
+        return Q(prefix__startswith=prefix) | Q(name__icontains=prefix)
 
     def has_view_permission(self, request: HttpRequest, obj: models.AccountAPIKey | None = None) -> bool:
         return obj is None and super().has_view_permission(request)
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None) -> Any:
+        raise PermissionDenied(KEY_HAS_NO_PAGE)  # an admin-styled 403 that says where to look instead
 
     @admin.display(description="account", ordering="account__address")
     def account_link(self, obj: models.AccountAPIKey) -> str:
         return admin_link(obj.account, obj.account.address)
 
-    @admin.display(description="rate limit")
-    def rate_limit_tier(self, obj: models.AccountAPIKey) -> str:
-        return obj.rate_limit or "Unlimited"
-
-    @admin.display(description="analysis limit")
-    def analysis_rate_limit_tier(self, obj: models.AccountAPIKey) -> str:
-        return obj.analysis_rate_limit or "Unlimited"
-
-    @admin.display(description="embed limit")
-    def embed_rate_limit_tier(self, obj: models.AccountAPIKey) -> str:
-        return obj.embed_rate_limit or "Unlimited"
+    @admin.display(description="rate limits")
+    def rate_limits(self, obj: models.AccountAPIKey) -> str:
+        return format_html(
+            "scoring {}<br>analysis {}<br>embed {}",
+            obj.rate_limit or "unlimited",
+            obj.analysis_rate_limit or "unlimited",
+            obj.embed_rate_limit or "unlimited",
+        )
 
     @admin.display(description="permissions")
     def permissions(self, obj: models.AccountAPIKey) -> str:
@@ -105,6 +144,18 @@ class AccountAPIKeyAdmin(AddressSearchAdmin):
             "history": obj.historical_endpoint,
         }
         return ", ".join(name for name, granted in flags.items() if granted) or "-"
+
+    @admin.display(description="state")
+    def state(self, obj: models.AccountAPIKey) -> str:
+        if obj.revoked:
+            return "revoked"
+        if obj.expiry_date is None:
+            return "active, never expires"
+        return f"{'expired' if obj.expiry_date < datetime.now(UTC) else 'active, expires'} {utc_date(obj.expiry_date)}"
+
+    @admin.display(description="created", ordering="created")
+    def created_on(self, obj: models.AccountAPIKey) -> str:
+        return utc_date(obj.created)
 
 
 @admin.register(models.AccountAPIKeyAnalytics)

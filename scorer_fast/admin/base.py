@@ -4,6 +4,7 @@ never scan a table for their choices, and permissions that also honour the origi
 import json
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib import admin, messages
@@ -14,6 +15,7 @@ from django.core.paginator import Paginator
 from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest, HttpResponseBase, HttpResponseRedirect
 from django.urls import reverse
+from django.utils import formats, timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
@@ -22,6 +24,20 @@ FULL_ADDRESS = re.compile(r"^0x[0-9a-f]{40}$")
 ADDRESS_SEARCH_HELP = (
     "Search by address: the full address (exact), or its first characters (prefix). Not case-sensitive."
 )
+
+
+def utc_date(value: datetime | str | None) -> str:
+    """The admin's one date format (scorer_fast/formats), in UTC; a credential's ISO string is shown the same way."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if value is None:
+        return "-"
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value, UTC)
+    return formats.date_format(timezone.localtime(value, UTC), "DATETIME_FORMAT")
 
 
 MAX_TYPED_VALUE = 200  # longer than any address, nullifier hash, provider or name
