@@ -133,7 +133,7 @@ def test_score_list_shows_address_community_raw_score_and_filters(viewer, scored
     community, score = scored
     html = page(viewer, f"{ADMIN}/score/?q={USER.upper().replace('0X', '0x')}")
     row = cells(html)
-    assert USER in row and str(community) in row and "12.00000" in row
+    assert USER in row and str(community) in row and "12" in row
     assert "DONE" in row and HOLDER not in html
     assert "passport_id" not in html and "1.000000000" not in html
     assert HOLDER in page(viewer, f"{ADMIN}/score/?q={HOLDER[:10]}")  # prefix search
@@ -177,22 +177,56 @@ def test_address_lists_show_their_columns_and_the_searched_address(viewer, score
         assert str(community) in row
 
 
-def test_a_score_page_shows_everything_behind_the_number(viewer, scored):
+def stamp_reasons(html: str) -> dict[str, list[str]]:
+    """provider → its row of the score page's stamp table (weight, contributed, expires, why)."""
+    table = html[html.find("each stamp and its reason") :]
+    rows = re.findall(r"<tr>(.*?)</tr>", table[: table.find("</table>")], re.S)
+    return {cells(row)[0]: cells(row)[1:] for row in rows if "<td>" in row}
+
+
+def test_a_score_page_names_the_address_and_scorer_gives_a_verdict_and_each_stamps_own_reason(viewer, scored):
     community, score = scored
+    factories.cache_stamp(USER, signed_stamp(USER, "Google", days_valid=-2))  # weighted, but expired
+    factories.cache_stamp(USER, signed_stamp(USER, "Twitter"))  # valid, no weight in this scorer
+    tampered = signed_stamp(USER, "Discord")
+    tampered["credentialSubject"]["nullifiers"] = ["v0:Discord:not-what-was-signed"]
+    factories.cache_stamp(USER, tampered)
+    use_cases.internal_score(scorer_id=community.id, raw_address=USER)
+    factories.cache_stamp(USER, signed_stamp(USER, "Linkedin"))  # after the last scoring
     models.HumanPoints.objects.create(
         address=USER, action="PMT", timestamp=datetime.now(UTC), tx_hash="0xtx", chain_id=10, provider="Ens"
     )
+    holder_stamp = models.CeramicCache.objects.get(address=HOLDER, provider="Github")
+    expired_on = datetime.fromisoformat(
+        models.CeramicCache.objects.get(address=USER, provider="Google").stamp["expirationDate"]
+    )
+
     html = page(viewer, f"{ADMIN}/score/{score.pk}/change/")
+
+    title = re.search(r"<title>(.*?)</title>", html).group(1)
+    assert f"Score of {USER} in {community}" in title and "score of passport" not in html
+    assert f"<h1>Score of {USER} in {community}</h1>" in html
+    assert "<h2>does not pass: 12, needs 20</h2>" in html
+    reasons = stamp_reasons(html)
+    assert reasons["Ens"] == ["12", "12", reasons["Ens"][2], "counted: +12"]
+    assert reasons["Google"][3] == f"not counted: expired on {expired_on:%Y-%m-%d %H:%M}"
+    assert reasons["Twitter"][0] == "no weight" and reasons["Twitter"][3] == "not counted: no weight in this scorer"
+    assert reasons["Discord"][3] == "not counted: proof invalid"
+    assert reasons["Linkedin"][3] == "not counted: added after the last scoring (recalculate to count it)"
+    since = datetime.fromisoformat(holder_stamp.stamp["issuanceDate"])
+    assert reasons["Github"][3] == f"de-duplicated: its nullifier is held by {HOLDER} since {since:%Y-%m-%d %H:%M}"
+    assert f'href="{ADMIN}/score/?q={HOLDER}&amp;community={community.id}">{HOLDER}</a>' in html  # linked
     text = cells(html)
-    ens = text.index("Ens")
-    assert text[ens : ens + 5][1:3] == ["12.00000", "12.00000"] and text[ens + 4] == "yes"
-    github = text.index("Github")
-    assert text[github + 2] == "0.00000" and text[github + 4].startswith("no: de-duplicated")
-    assert text[github + 5] == HOLDER
-    assert f"?q={HOLDER}&amp;community={community.id}" in html  # the holder's link
-    assert "SCU" in text and "LDP" in text  # the address's events
+    assert "score updated" in text and "stamp de-duplicated" in text and "SCU" not in text  # the events, in words
     assert "PMT" in text and "0xtx" in text  # its human points
     assert "proofValue" not in html or "(hidden)" in html
+
+
+def test_a_passing_score_says_so(viewer, scored):
+    community, score = scored
+    factories.cache_stamp(USER, signed_stamp(USER, "Google"))
+    use_cases.internal_score(scorer_id=community.id, raw_address=USER)
+    assert "<h2>passes: 22 of 20</h2>" in page(viewer, f"{ADMIN}/score/{score.pk}/change/")
 
 
 def test_searches_by_address_on_every_address_page(viewer, scored):
@@ -214,7 +248,7 @@ def run_action(client, model_name: str, action: str, ids: list[int]) -> str:
     return response.content.decode()
 
 
-def test_rescore_runs_the_scoring_pipeline_once_per_score_and_reports_once(rescorer, scored):
+def test_rescore_runs_the_scoring_pipeline_once_per_score_and_reports_in_words(rescorer, scored):
     community, score = scored
     factories.cache_stamp(USER, signed_stamp(USER, "Google"))
     broken = models.Score.objects.create(
@@ -228,16 +262,46 @@ def test_rescore_runs_the_scoring_pipeline_once_per_score_and_reports_once(resco
     score.refresh_from_db()
     assert score.evidence["rawScore"] == "22" and score.score == 1 and score.stamps["Google"]["dedup"] is False
     assert count_rows("registry_event", "action = 'SCU' AND address = %s", (USER,)) == events_before + 1
-    assert html.count("Recalculated 1 score(s)") == 1 and f"[{score.pk}]" in html
-    assert html.count("Could not recalculate") == 1 and f"{broken.pk} (" in html
+    assert html.count(f"{USER}: score recalculated: 12 → 22, now passes") == 1
+    assert html.count("Could not recalculate") == 1 and "not-an-address (" in html
     assert LogEntry.objects.filter(object_id=str(score.pk), change_message__startswith="Recalculated").count() == 1
+
+
+def test_the_score_page_recalculates_with_its_own_button(rescorer, scored):
+    community, score = scored
+    url = f"{ADMIN}/score/{score.pk}/change/"
+    form = re.search(r'<form method="post" action="([^"]+)">(.*?)</form>', page(rescorer, url), re.S)
+    assert form and form.group(1) == f"{ADMIN}/score/{score.pk}/recalculate/"
+    assert 'name="csrfmiddlewaretoken"' in form.group(2) and 'id="recalculate"' in form.group(2)
+    factories.cache_stamp(USER, signed_stamp(USER, "Google"))
+    before = score.last_score_timestamp
+
+    assert rescorer.get(form.group(1)).status_code == 302  # a GET changes nothing
+    assert models.Score.objects.get(pk=score.pk).last_score_timestamp == before
+    response = rescorer.post(form.group(1), follow=True)
+
+    assert response.redirect_chain == [(url, 302)]
+    html = response.content.decode()
+    assert "Score recalculated: 12 → 22, now passes" in html and "<h2>passes: 22 of 20</h2>" in html
+    assert models.Score.objects.get(pk=score.pk).score == 1
+
+
+def test_the_recalculate_button_needs_csrf(rescorer, scored, client):
+    from django.test import Client
+
+    user = User.objects.get(username="support-True")
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(user)
+    score = scored[1]
+    assert strict.post(f"{ADMIN}/score/{score.pk}/recalculate/").status_code == 403
+    assert models.Score.objects.get(pk=score.pk).last_score_timestamp == score.last_score_timestamp
 
 
 def test_rescore_reports_an_error_state_score_as_a_warning(rescorer, scored):
     community, score = scored
     models.Community.objects.filter(pk=community.pk).update(rule="NOT_LIFO")
     html = run_action(rescorer, "score", "recalculate_user_score", [score.pk])
-    assert "Scored, but in error state" in html and "Invalid rule" in html
+    assert f"{USER}: score recalculated, but the scoring failed: Invalid rule" in html
 
 
 def test_rescore_and_undelete_are_refused_without_the_permission(viewer, scored):
@@ -247,6 +311,9 @@ def test_rescore_and_undelete_are_refused_without_the_permission(viewer, scored)
     stamp.save()
     assert "recalculate_user_score" not in page(viewer, f"{ADMIN}/score/")
     assert "undelete_stamps" not in page(viewer, f"{ADMIN}/ceramiccache/")
+    score_page = page(viewer, f"{ADMIN}/score/{score.pk}/change/")
+    assert 'id="recalculate"' not in score_page and "needs the “Can rescore individual scores” permission" in score_page
+    assert viewer.post(f"{ADMIN}/score/{score.pk}/recalculate/").status_code == 403
 
     run_action(viewer, "score", "recalculate_user_score", [score.pk])
     run_action(viewer, "ceramiccache", "undelete_stamps", [stamp.pk])

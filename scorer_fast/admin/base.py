@@ -30,7 +30,7 @@ def utc_date(value: datetime | str | None) -> str:
     """The admin's one date format (scorer_fast/formats), in UTC; a credential's ISO string is shown the same way."""
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value)
+            return utc_date(datetime.fromisoformat(value))
         except ValueError:
             return value
     if value is None:
@@ -39,6 +39,15 @@ def utc_date(value: datetime | str | None) -> str:
         value = timezone.make_aware(value, UTC)
     return formats.date_format(timezone.localtime(value, UTC), "DATETIME_FORMAT")
 
+
+# registry_event.action: the codes the original writes, as a support person reads them.
+EVENT_ACTION_WORDS = {
+    "SCU": "score updated",
+    "LDP": "stamp de-duplicated",
+    "FDP": "stamp de-duplicated (old first-in rule)",
+    "TLS": "Trusta Lab score received",
+}
+EVENT_ACTIONS = tuple(sorted(EVENT_ACTION_WORDS))
 
 MAX_TYPED_VALUE = 200  # longer than any address, nullifier hash, provider or name
 
