@@ -125,7 +125,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 
 # --- Django -----------------------------------------------------------------------------------------------------
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "scorer_fast.apps.SupportAdminConfig",  # django.contrib.admin with the support admin's site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -28,6 +28,7 @@ from scorer_fast.services.analytics import masked_headers
 
 @admin.register(models.Account)
 class AccountAdmin(AddressSearchAdmin):
+    list_description = "Partner accounts (one per wallet address of the developer portal), with their scorers and keys."
     list_display = ("id", "address", "user", "communities", "api_keys")
     list_select_related = ("user",)
     search_help_text = "Search by address (full or prefix, not case-sensitive) or by the user's exact username."
@@ -77,6 +78,7 @@ class AccountAPIKeyAdmin(AddressSearchAdmin):
     would put the hash into the page and into the URL that request logs record). The list shows everything else,
     in few enough columns for a 1280 px screen. Its search form posts (see `search_view`)."""
 
+    list_description = "Partner API keys, newest first. A key's secret is never stored or shown, only its prefix."
     list_display = ("prefix", "name", "account_link", "rate_limits", "permissions", "state", "created_on")
     list_display_links = None
     list_select_related = ("account",)
@@ -163,6 +165,7 @@ class AccountAPIKeyAnalyticsAdmin(ReadOnlyAdmin):
     """Usage rows. The key shows as its prefix and name (never linked: its primary key holds the hash); secret
     headers are masked on the page even where an older writer stored them."""
 
+    list_description = "One row per partner API request: which key, which route, which answer."
     list_display = ("id", "created_at", "api_key_label", "path", "status_code")
     list_select_related = ("api_key",)
     fields = ("created_at", "api_key_label", "path", "base_path", "status_code", "error", "masked_headers")
@@ -179,6 +182,9 @@ class AccountAPIKeyAnalyticsAdmin(ReadOnlyAdmin):
 
 @admin.register(models.Community)
 class CommunityAdmin(ReadOnlyAdmin):
+    list_description = (
+        "The partners' scorers (communities): each has its own weights and threshold, and its own scores."
+    )
     list_display = (
         "id",
         "name",
@@ -230,11 +236,13 @@ class CommunityAdmin(ReadOnlyAdmin):
 
 @admin.register(models.Scorer)
 class ScorerAdmin(ReadOnlyAdmin):
+    list_description = "Which kind each scorer is (weighted or binary); the weights are in the two lists below."
     list_display = ("id", "type", "exclude_from_weight_updates")
 
 
 @admin.register(models.WeightedScorer, models.BinaryWeightedScorer)
 class WeightedScorerAdmin(ReadOnlyAdmin):
+    list_description = "Each scorer's stamp weights and passing threshold."
     list_display = ("scorer_ptr_id", "threshold")
     exclude = ("weights",)
     readonly_fields = ("weights_json",)
@@ -246,18 +254,21 @@ class WeightedScorerAdmin(ReadOnlyAdmin):
 
 @admin.register(models.Customization)
 class CustomizationAdmin(ReadOnlyAdmin):
+    list_description = "Partner dashboard customizations (one per partner page)."
     list_display = ("id", "path", "partner_name", "scorer", "show_in_top_nav", "nav_order")
     list_select_related = ("scorer",)
 
 
 @admin.register(models.AllowList)
 class AllowListAdmin(ReadOnlyAdmin):
+    list_description = "Address lists that give a customization's scorer an extra stamp weight."
     list_display = ("id", "address_list", "customization", "weight")
     list_select_related = ("address_list", "customization")
 
 
 @admin.register(models.AddressList)
 class AddressListAdmin(ReadOnlyAdmin):
+    list_description = "Named lists of addresses, used by allow lists."
     list_display = ("id", "name", "members")
 
     @admin.display(description="members")
@@ -273,6 +284,7 @@ class AddressListFilter(CommunityFilter):
 
 @admin.register(models.AddressListMember)
 class AddressListMemberAdmin(AddressSearchAdmin):
+    list_description = "Which addresses are on which address list."
     list_display = ("address", "list")
     list_select_related = ("list",)
     list_filter = (AddressListFilter,)
@@ -284,6 +296,7 @@ for plain in (models.CustomPlatform, models.CustomCredentialRuleset, models.Cust
 
 @admin.register(models.WalletGroupCommunityClaim)
 class WalletGroupCommunityClaimAdmin(ReadOnlyAdmin):
+    list_description = "Which address of a wallet group holds the group's score in a community."
     list_display = ("id", "group_key", "canonical_address", "community", "claimed_at")
     list_select_related = ("community",)
 
@@ -302,6 +315,7 @@ class PointsActionFilter(ChoicesFilter):
 
 @admin.register(models.HumanPoints)
 class HumanPointsAdmin(AddressSearchAdmin):
+    list_description = "Human points each address earned, one row per award."
     list_display = ("id", "address", "action", "provider", "chain_id", "timestamp", "tx_hash")
     sortable_by = ("id", "address", "action", "provider", "chain_id")  # timestamp and tx_hash have no index
     list_filter = (PointsActionFilter,)
@@ -309,6 +323,7 @@ class HumanPointsAdmin(AddressSearchAdmin):
 
 @admin.register(models.HumanPointsCommunityQualifiedUsers)
 class HumanPointsQualifiedAdmin(AddressSearchAdmin):
+    list_description = "Addresses that passed a human-points community's threshold."
     list_display = ("id", "address", "community")
     list_select_related = ("community",)
     list_filter = (CommunityFilter,)
@@ -316,11 +331,13 @@ class HumanPointsQualifiedAdmin(AddressSearchAdmin):
 
 @admin.register(models.HumanPointsMultiplier)
 class HumanPointsMultiplierAdmin(AddressSearchAdmin):
+    list_description = "Addresses whose human points are multiplied."
     list_display = ("address", "multiplier")
     ordering = ("address",)
 
 
 @admin.register(models.HumanPointsConfig)
 class HumanPointsConfigAdmin(ReadOnlyAdmin):
+    list_description = "How many points each human-points action gives."
     list_display = ("action", "points", "active")
     ordering = ("action",)

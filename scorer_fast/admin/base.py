@@ -17,7 +17,7 @@ from django.http import HttpRequest, HttpResponseBase, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.functional import cached_property
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 RESCORE_PERMISSIONS = ("registry.rescore_individual_score", "scorer_fast.rescore_individual_score")
 FULL_ADDRESS = re.compile(r"^0x[0-9a-f]{40}$")
@@ -33,8 +33,8 @@ def utc_date(value: datetime | str | None) -> str:
             return utc_date(datetime.fromisoformat(value))
         except ValueError:
             return value
-    if value is None:
-        return "-"
+    if not isinstance(value, datetime):
+        return "-" if value is None else str(value)
     if timezone.is_naive(value):
         value = timezone.make_aware(value, UTC)
     return formats.date_format(timezone.localtime(value, UTC), "DATETIME_FORMAT")
@@ -222,6 +222,7 @@ class SafeChangeList(ChangeList):
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Nothing is added, edited or deleted here: writes go through the scoring service (the actions)."""
 
+    list_description = ""  # what the list holds, in a sentence: said on the list and on the index
     list_per_page = 50
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER  # facet counts are one COUNT per filter choice
@@ -241,7 +242,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
                 messages.WARNING,
             )
             return HttpResponseRedirect(request.path)
-        return super().changelist_view(request, extra_context)
+        return super().changelist_view(request, {"list_description": self.list_description, **(extra_context or {})})
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -311,7 +312,32 @@ def can_rescore(request: HttpRequest) -> bool:
 
 
 def pretty_json(value: Any) -> str:
-    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True, default=str))
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True, default=str, ensure_ascii=False))
+
+
+def collapsed_json(summary: str, value: Any) -> str:
+    """Raw JSON below the summary a person reads, closed until asked for."""
+    return format_html("<details><summary>{}</summary>{}</details>", summary, pretty_json(value))
+
+
+def credential_facts(credential: Any) -> list[tuple[str, str]]:
+    """What a person asks of a stamp's credential first: provider, issuer, issued, expires, nullifiers."""
+    credential = credential if isinstance(credential, dict) else {}
+    subject = credential.get("credentialSubject")
+    subject = subject if isinstance(subject, dict) else {}
+    nullifiers = subject.get("nullifiers") or ([subject["hash"]] if subject.get("hash") else [])
+    return [
+        ("provider", str(subject.get("provider") or "-")),
+        ("issuer", str(credential.get("issuer") or "-")),
+        ("issued", utc_date(credential.get("issuanceDate"))),
+        ("expires", utc_date(credential.get("expirationDate"))),
+        ("nullifiers", ", ".join(str(nullifier) for nullifier in nullifiers) or "-"),
+    ]
+
+
+def facts_table(facts: list[tuple[str, str]]) -> str:
+    rows = format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", facts)
+    return format_html('<table class="facts">{}</table>', rows)
 
 
 def redacted_credential(credential: Any) -> Any:

@@ -25,6 +25,9 @@ from scorer_fast.admin.base import (
     ProviderFilter,
     can_rescore,
     changelist_link,
+    collapsed_json,
+    credential_facts,
+    facts_table,
     pretty_json,
     redacted_credential,
     utc_date,
@@ -76,6 +79,10 @@ def _community_cell(community: models.Community | None, model_name: str = "score
 
 @admin.register(models.Score)
 class ScoreAdmin(AddressSearchAdmin):
+    list_description = (
+        "One score per address and community (scorer), as of its last scoring. Open one to see why it is what it "
+        "is, stamp by stamp, and to recalculate it."
+    )
     address_field = "passport__address"
     list_display = (
         "address",
@@ -112,7 +119,7 @@ class ScoreAdmin(AddressSearchAdmin):
         ("Why this score: each stamp and its reason", {"fields": ("stamp_breakdown",)}),
         ("Events of this address in this community (newest first)", {"fields": ("address_events",)}),
         ("Human points of this address", {"fields": ("human_points",)}),
-        ("Stored evidence", {"fields": ("evidence_json",), "classes": ("collapse",)}),
+        ("Stored evidence", {"fields": ("evidence_json",)}),
     )
 
     # --- columns -------------------------------------------------------------------------------------------------
@@ -147,7 +154,9 @@ class ScoreAdmin(AddressSearchAdmin):
 
     @admin.display(description="stored evidence")
     def evidence_json(self, obj: models.Score) -> str:
-        return pretty_json({"evidence": obj.evidence, "stamp_scores": obj.stamp_scores, "stamps": obj.stamps})
+        return collapsed_json(
+            "Show the raw JSON", {"evidence": obj.evidence, "stamp_scores": obj.stamp_scores, "stamps": obj.stamps}
+        )
 
     # --- everything behind the number (detail page only) --------------------------------------------------------
 
@@ -308,6 +317,7 @@ def event_summary(event: models.Event) -> str:
 
 @admin.register(models.Passport)
 class PassportAdmin(AddressSearchAdmin):
+    list_description = "One passport per address and community: the row a score hangs on."
     list_display = ("address", "community", "requires_calculation", "score_link")
     sortable_by = ("address",)
     list_select_related = ("community",)
@@ -326,13 +336,17 @@ class PassportAdmin(AddressSearchAdmin):
 class StampAdmin(AddressSearchAdmin):
     """registry_stamp: the stamps that counted at the last scoring."""
 
+    list_description = (
+        "Only the stamps that counted at each address's last scoring (valid, not de-duplicated). An address's "
+        "other stamps are under “Stamps held”; the score page says why each one did or did not count."
+    )
     address_field = "passport__address"
     list_display = ("id", "address", "community", "provider", "expires")
     sortable_by = ("id", "provider")
     list_select_related = ("passport__community",)
     list_filter = (PassportCommunityFilter, ProviderFilter)
-    exclude = ("credential",)
-    readonly_fields = ("address", "community", "credential_json")
+    fields = ("credential_facts", "address", "community", "credential_json")
+    readonly_fields = ("credential_facts", "address", "community", "credential_json")
 
     @admin.display(description="address")
     def address(self, obj: models.Stamp) -> str:
@@ -344,11 +358,15 @@ class StampAdmin(AddressSearchAdmin):
 
     @admin.display(description="expires")
     def expires(self, obj: models.Stamp) -> str:
-        return (obj.credential or {}).get("expirationDate") or "-"
+        return utc_date((obj.credential or {}).get("expirationDate"))
 
-    @admin.display(description="credential (proof hidden)")
+    @admin.display(description="stamp")
+    def credential_facts(self, obj: models.Stamp) -> str:
+        return facts_table(credential_facts(obj.credential))
+
+    @admin.display(description="raw credential")
     def credential_json(self, obj: models.Stamp) -> str:
-        return pretty_json(redacted_credential(obj.credential))
+        return collapsed_json("Show the raw JSON (proof hidden)", redacted_credential(obj.credential))
 
 
 class EventActionFilter(ChoicesFilter):
@@ -363,6 +381,9 @@ class EventAdmin(AddressSearchAdmin):
     """registry_event is indexed on (action, address, community_id, created_at) only: a search probes that index
     once per known action, so it takes the full address (no prefix)."""
 
+    list_description = (
+        "What happened to an address in a community: score updates and de-duplicated stamps, newest first."
+    )
     list_display = ("id", "what", "address", "community", "created_at")
     sortable_by = ("id",)
     list_select_related = ("community",)
@@ -395,6 +416,10 @@ class EventAdmin(AddressSearchAdmin):
 
 @admin.register(models.HashScorerLink)
 class HashScorerLinkAdmin(AddressSearchAdmin):
+    list_description = (
+        "Which address holds each stamp nullifier in a community, until when. Another address's stamp with the same "
+        "nullifier is de-duplicated (does not count) while the claim lasts."
+    )
     list_display = ("hash", "address", "community", "expires_at")
     list_select_related = ("community",)
     list_filter = (CommunityFilter,)
