@@ -121,6 +121,7 @@ def test_every_list_and_detail_page_answers_for_read_only_staff(viewer, scored):
     factories.api_key(owner)
     index = page(viewer, "/admin/")
     assert "Communities (scorers)" in index and "Human points awards" in index and "Communitys" not in index
+    assert "(existing tables)" not in index and "Hash scorer links" not in index
     for name in LISTS:
         html = page(viewer, f"{ADMIN}/{name}/")
         assert "object (" not in html, name  # every model has a __str__
@@ -153,8 +154,7 @@ COLUMNS = {
         "Address",
         "Provider",
         "State",
-        "Source app",
-        "Source scorer id",
+        "Written by",
         "Issuance date",
         "Expiration date",
         "Updated at",
@@ -561,11 +561,17 @@ def test_no_admin_url_answers_5xx_for_hostile_query_strings(viewer, scored):
         base = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
         urls = [base + query for query in hostile_queries(model_admin)]
         urls += [f"{base}{object_id}/change/" for object_id in HOSTILE_IDS]
+        urls += [f"{base}{object_id}/recalculate/" for object_id in HOSTILE_IDS if model is models.Score]
         for url in urls:
             response = viewer.get(url)
             seen += 1
             if response.status_code >= 500:
                 failures.append((url.replace("x" * 3000, "x…"), response.status_code))
+    for value in HOSTILE_VALUES:
+        response = viewer.get(f"/admin/address/?address={value}")
+        seen += 1
+        if response.status_code >= 500:
+            failures.append((f"address={value[:20]}", response.status_code))
     assert not failures, failures
     assert seen > 1000
 
@@ -641,3 +647,91 @@ def test_the_key_list_fits_a_laptop_screen_and_a_key_link_answers_an_admin_style
     assert response.status_code == 403 and response["Content-Type"].startswith("text/html")
     assert 'id="site-name"' in denied and "Not allowed" in denied and "has no page of its own" in denied
     assert row.hashed_key not in denied and key not in denied
+
+
+# --- the index, the address page, dates, list descriptions, stamp pages ---------------------------------------------
+
+
+def test_the_index_leads_with_an_address_box_then_the_pages_support_uses(viewer, scored):
+    html = page(viewer, "/admin/")
+    main = html[html.find('id="content-main"') :]
+    assert main.find('action="/admin/address/"') < main.find("<caption>")  # the box comes first
+    assert re.search(r'<input type="text" name="address" id="address-box"', main)
+    captions = re.findall(r"<caption>(.*?)</caption>", main)
+    assert captions[0] == "What support uses" and "Human points" in captions
+    first = main[: main.find("</table>")]
+    names = re.findall(r'<th scope="row"><a href="[^"]+">(.*?)</a>', first)
+    assert names == ["Scores", "Stamps held", "Events", "API keys", "Communities (scorers)"]
+    assert "Only the stamps that counted" in main  # each entry says what its list holds
+    for internal in ("(existing tables)", "Hash scorer links", "Ceramic cache stamps", "Passport scorer (existing"):
+        assert internal not in html, internal
+
+
+def test_the_address_page_shows_the_addresss_scores_stamps_and_events(viewer, scored):
+    community, score = scored
+    html = page(viewer, f"/admin/address/?address=+{USER.upper().replace('0X', '0x')}+")
+    assert f"<h1>Address {USER}</h1>" in html
+    scores = cells(html[html.find('id="address-scores"') : html.find('id="address-stamps"')])
+    assert str(community) in scores and "does not pass: 12, needs 20" in scores
+    assert f'href="{ADMIN}/score/{score.pk}/change/"' in html
+    stamps = cells(html[html.find('id="address-stamps"') : html.find('id="address-events"')])
+    assert "Ens" in stamps and "Github" in stamps and stamps.count("live") == 2
+    events = cells(html[html.find('id="address-events"') :])
+    assert "score updated" in events and "stamp de-duplicated" in events and "SCU" not in events
+    assert HOLDER not in html
+
+
+@pytest.mark.parametrize("typed", ["%00", "0x%00ff", "%ff%fe", "x" * 3000, "0xaaaa", "nope", "%27%22%3C"])
+def test_the_address_page_answers_odd_input_with_a_message(viewer, scored, typed):
+    html = page(viewer, f"/admin/address/?address={typed}")
+    assert "is not a full address" in html and 'id="address-scores"' not in html and USER not in html
+
+
+def test_one_date_format_in_utc_said_once(viewer, scored):
+    community, score = scored
+    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    models.Score.objects.filter(pk=score.pk).update(last_score_timestamp=at)
+    models.CeramicCache.objects.filter(address=USER).update(issuance_date=at, expiration_date=at, updated_at=at)
+    models.Event.objects.filter(address=USER).update(created_at=at)
+    pages = [
+        page(viewer, f"{ADMIN}/score/?q={USER}"),
+        page(viewer, f"{ADMIN}/score/{score.pk}/change/"),
+        page(viewer, f"{ADMIN}/ceramiccache/?q={USER}"),
+        page(viewer, f"{ADMIN}/event/?q={USER}"),
+        page(viewer, f"/admin/address/?address={USER}"),
+    ]
+    for html in pages:
+        assert "2026-01-02 03:04" in html
+        assert "Jan. 2" not in html and "a.m." not in html and "2026-01-02T03:04" not in html
+        assert html.count("all times UTC") == 1
+
+
+def test_every_list_says_what_it_holds(viewer, scored):
+    for name in LISTS:
+        html = page(viewer, f"{ADMIN}/{name}/")
+        assert re.search(r'<p class="list-description" id="list-description">\w', html), name
+    assert "Only the stamps that counted at each address" in page(viewer, f"{ADMIN}/stamp/")
+
+
+def test_stamp_pages_lead_with_provider_issuer_dates_and_nullifiers_and_fold_the_json(viewer, scored):
+    held = models.CeramicCache.objects.get(address=USER, provider="Github")
+    counted = models.Stamp.objects.get(passport__address=USER, provider="Ens")
+    for url, provider, nullifier in (
+        (f"{ADMIN}/ceramiccache/{held.pk}/change/", "Github", SHARED),
+        (f"{ADMIN}/stamp/{counted.pk}/change/", "Ens", counted.credential["credentialSubject"]["nullifiers"][0]),
+    ):
+        html = page(viewer, url)
+        facts = html[html.find('<table class="facts">') : html.find("</table>", html.find('<table class="facts">'))]
+        assert [re.sub(r"<[^>]+>", "", th) for th in re.findall(r"<th>(.*?)</th>", facts)] == [
+            "provider",
+            "issuer",
+            "issued",
+            "expires",
+            "nullifiers",
+        ]
+        assert f"<td>{provider}</td>" in facts and nullifier in facts and "did:" in facts
+        assert html.find('<table class="facts">') < html.find("<details>") < html.find("&quot;proof&quot;")
+        assert "<summary>Show the raw JSON (proof hidden)</summary>" in html
+        assert "\\u2026" not in html and "… (hidden)" in html
+    held_page = page(viewer, f"{ADMIN}/ceramiccache/{held.pk}/change/")
+    assert "Type:" not in held_page and "Source app" not in held_page and "V1" in held_page
