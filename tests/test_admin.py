@@ -2,6 +2,7 @@
 without rescore_individual_score): pages, values, actions, secrets, query bounds and index use."""
 
 import hashlib
+import json
 import os
 import re
 from datetime import UTC, datetime, timedelta
@@ -388,6 +389,22 @@ def test_docs_reference_only_local_assets(client):
     assert "cdn" not in html.lower()
     for asset in assets:
         assert finders.find(asset.removeprefix("/static/")), asset  # collected by collectstatic
+
+
+def test_docs_describe_the_routes_for_partners_with_typed_stamps(client):
+    schema = client.get("/openapi.json").json()
+    text = json.dumps(schema)
+    v2 = schema["paths"]["/v2/stamps/{scorer_id}/score/{address}"]["get"]
+    assert v2["summary"] == "Score an address with one of your scorers"
+    assert "`passing_score`" in v2["description"] and "429" in v2["description"]
+    assert "X-API-Key" in schema["info"]["description"] and schema["info"]["title"] == "Passport scorer API"
+    for internal_note in ("serialized", "domain/", "ninja", "analytics row", "SELECT 1"):
+        assert internal_note not in text, internal_note
+    stamps = schema["components"]["schemas"]["ScoreOut"]["properties"]["stamps"]
+    assert stamps["additionalProperties"] == {"$ref": "#/components/schemas/StampEntry"}
+    entry = schema["components"]["schemas"]["StampEntry"]["properties"]
+    assert entry["score"]["type"] == "string" and entry["dedup"]["type"] == "boolean"
+    assert set(entry) == {"score", "dedup", "expiration_date"} and "description" in entry["dedup"]
 
 
 # --- production size -------------------------------------------------------------------------------------------
