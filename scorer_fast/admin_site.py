@@ -46,6 +46,7 @@ class SupportAdminSite(admin.AdminSite):
     index_title = "Find an address"
     site_url = None  # "/" is the JSON API, not a site
     index_template = "admin/scorer_fast/index.html"
+    enable_nav_sidebar = False  # the index is the map; the sidebar would take a quarter of a 1280 px screen
 
     def get_urls(self) -> list[URLResolver | URLPattern]:
         from scorer_fast.admin.address import address_view  # the model admins load after the site exists

@@ -356,7 +356,7 @@ def test_no_page_shows_an_api_key_or_its_hashes(viewer, scored, settings):
     pages += [page(viewer, f"{ADMIN}/accountapikeyanalytics/{usage.pk}/change/")]
     pages += [page(viewer, f"{ADMIN}/account/{owner.pk}/change/")]
     listing = pages[LISTS.index("accountapikey")]
-    assert row.prefix in listing and owner.address in listing and "125/15m" in listing
+    assert row.prefix in listing and f"{owner.address[:8]}…{owner.address[-6:]}" in listing and "125/15m" in listing
     for html in pages:
         assert row.hashed_key not in html and row.pk not in html and key not in html
         assert "pbkdf2_sha256$" not in html
@@ -718,8 +718,9 @@ def test_one_date_format_in_utc_said_once(viewer, scored):
         page(viewer, f"/admin/address/?address={USER}"),
     ]
     for html in pages:
+        html = re.sub(r"<details>.*?</details>", "", html, flags=re.S)  # the raw JSON keeps its stored format
         assert "2026-01-02 03:04" in html
-        assert "Jan. 2" not in html and "a.m." not in html and "2026-01-02T03:04" not in html
+        assert "Jan. 2" not in html and "a.m." not in html and "2026-01-02T03:04" not in html and "+00:00" not in html
         assert html.count("all times UTC") == 1
 
 

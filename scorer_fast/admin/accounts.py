@@ -126,7 +126,8 @@ class AccountAPIKeyAdmin(AddressSearchAdmin):
 
     @admin.display(description="account", ordering="account__address")
     def account_link(self, obj: models.AccountAPIKey) -> str:
-        return admin_link(obj.account, obj.account.address)
+        address = obj.account.address or ""  # shortened to fit the row; the account's page has it in full
+        return admin_link(obj.account, f"{address[:8]}…{address[-6:]}" if len(address) > 16 else address)
 
     @admin.display(description="rate limits")
     def rate_limits(self, obj: models.AccountAPIKey) -> str:

@@ -99,24 +99,12 @@ class ScoreAdmin(AddressSearchAdmin):
     list_filter = (PassportCommunityFilter, ScoreStatusFilter, PassingFilter)
     actions = ("recalculate_user_score",)
     fieldsets = (
-        (
-            None,
-            {
-                "fields": (
-                    "verdict",
-                    "address",
-                    "community",
-                    "raw_score",
-                    "threshold",
-                    "passing",
-                    "status",
-                    "error",
-                    "last_scored",
-                    "expires",
-                )
-            },
-        ),
+        # The verdict is the page's subtitle; the stamps come right under it, the score's own fields after them.
         ("Why this score: each stamp and its reason", {"fields": ("stamp_breakdown",)}),
+        (
+            "The score",
+            {"fields": ("address", "community", "raw_score", "threshold", "status", "error", "last_scored", "expires")},
+        ),
         ("Events of this address in this community (newest first)", {"fields": ("address_events",)}),
         ("Human points of this address", {"fields": ("human_points",)}),
         ("Stored evidence", {"fields": ("evidence_json",)}),
@@ -145,12 +133,12 @@ class ScoreAdmin(AddressSearchAdmin):
         return None if obj.score is None else obj.score == 1
 
     @admin.display(description="last scored", ordering="last_score_timestamp")
-    def last_scored(self, obj: models.Score) -> Any:
-        return obj.last_score_timestamp
+    def last_scored(self, obj: models.Score) -> str:
+        return utc_date(obj.last_score_timestamp)
 
     @admin.display(description="expires", ordering="expiration_date")
-    def expires(self, obj: models.Score) -> Any:
-        return obj.expiration_date
+    def expires(self, obj: models.Score) -> str:
+        return utc_date(obj.expiration_date)
 
     @admin.display(description="stored evidence")
     def evidence_json(self, obj: models.Score) -> str:
@@ -159,10 +147,6 @@ class ScoreAdmin(AddressSearchAdmin):
         )
 
     # --- everything behind the number (detail page only) --------------------------------------------------------
-
-    @admin.display(description="verdict")
-    def verdict(self, obj: models.Score) -> str:
-        return verdict(obj)
 
     @admin.display(description="stamps")
     def stamp_breakdown(self, obj: models.Score) -> str:
