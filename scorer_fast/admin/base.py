@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
+from django.utils.text import capfirst
 
 RESCORE_PERMISSIONS = ("registry.rescore_individual_score", "scorer_fast.rescore_individual_score")
 FULL_ADDRESS = re.compile(r"^0x[0-9a-f]{40}$")
@@ -242,7 +243,9 @@ class ReadOnlyAdmin(admin.ModelAdmin):
                 messages.WARNING,
             )
             return HttpResponseRedirect(request.path)
-        return super().changelist_view(request, {"list_description": self.list_description, **(extra_context or {})})
+        title = capfirst(self.model._meta.verbose_name_plural)  # not Django's "Select … to view"
+        context = {"title": title, "list_description": self.list_description, **(extra_context or {})}
+        return super().changelist_view(request, context)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
