@@ -509,6 +509,8 @@ def test_list_pages_run_a_bounded_number_of_queries_at_production_size(
             if name in ("score", "ceramiccache", "passport", "stamp") and query == "":
                 assert html.count('class="field-address"') == 50, name
                 assert f"{ROWS + 2} " in html or f"{ROWS + 1} " in html or name == "ceramiccache", name
+    with django_assert_max_num_queries(MAX_LIST_QUERIES):
+        assert addresses[7] in page(viewer, f"/admin/address/?address={addresses[7]}")
     monkeypatch.setattr(CappedCountPaginator, "CAP", 1000)  # the count stops at CAP + 1 rows
     assert "More than 1000 scores" in page(viewer, f"{ADMIN}/score/")
 
@@ -545,6 +547,24 @@ def test_searches_use_the_production_indexes(viewer, big_tables):
                 assert "upper(" not in plan.lower(), (name, plan)
                 for table in BIG_TABLES:
                     assert f"Seq Scan on {table}" not in plan, (name, term, plan)
+
+
+@pytest.mark.skipif(not os.environ.get("SCORER_SCHEMA_SQL"), reason="the production indexes exist in schema.sql only")
+def test_the_address_page_uses_the_production_indexes(viewer, big_tables):
+    community, addresses = big_tables
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    with CaptureQueriesContext(connection) as captured:
+        page(viewer, f"/admin/address/?address={addresses[3]}")
+    plans = [
+        explain_without_seqscan(query["sql"])
+        for query in captured.captured_queries
+        if query["sql"].startswith("SELECT") and any(table in query["sql"] for table in BIG_TABLES)
+    ]
+    assert len(plans) >= 3
+    for plan in plans:
+        for table in BIG_TABLES:
+            assert f"Seq Scan on {table}" not in plan, plan
 
 
 def explain_without_seqscan(sql: str) -> str:
