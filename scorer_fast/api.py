@@ -12,7 +12,7 @@ from ninja.errors import HttpError, ValidationError
 
 from scorer_fast.errors import BadRequest, DatabaseBusy, DatabaseUnavailable, PayloadTooLarge, ScorerError
 from scorer_fast.http import ADMIN_PREFIX, error_page, error_response
-from scorer_fast.openapi import API_DESCRIPTION, with_typed_stamps
+from scorer_fast.openapi import API_DESCRIPTION, partner_schema
 from scorer_fast.routers import ceramic_cache, embed, internal, registry, v2
 from scorer_fast.schemas import HealthOut
 
@@ -21,8 +21,8 @@ logger = logging.getLogger(__name__)
 
 class ScorerApi(NinjaAPI):
     def get_openapi_schema(self, *, path_prefix: str | None = None, path_params: dict[str, Any] | None = None) -> Any:
-        """/docs and /openapi.json only: typed `stamps` entries."""
-        return with_typed_stamps(super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params))
+        """/docs and /openapi.json only: what scorer_fast/openapi.py adds for readers."""
+        return partner_schema(super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params))
 
 
 api = ScorerApi(

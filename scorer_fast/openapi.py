@@ -43,6 +43,43 @@ STAMPS_DESCRIPTION = (
 )
 
 
+TAGS = [
+    {"name": "v2", "description": "For partners: score addresses with your scorers (API key)."},
+    {"name": "registry", "description": "For partners: the v1 scoring route (API key)."},
+    {"name": "ceramic-cache", "description": "For the Passport app: the signed-in user's stamps and score."},
+    {"name": "embed", "description": "For the embed widget, behind the private load balancer."},
+    {"name": "internal", "description": "For Passport's own services, behind the private load balancer."},
+    {"name": "health", "description": "For load balancers and monitoring."},
+]
+
+# (method, path) → summary of the routes that are not the partners' (theirs are described on their decorators).
+SUMMARIES = {
+    ("post", "/ceramic-cache/stamps/bulk"): "Add stamps to the signed-in address (replacing those providers), rescore",
+    ("patch", "/ceramic-cache/stamps/bulk"): "Replace the signed-in address's stamps of these providers, rescore",
+    ("delete", "/ceramic-cache/stamps/bulk"): "Delete the signed-in address's stamps of these providers, rescore",
+    ("get", "/ceramic-cache/score/{address}"): "The signed-in address's score (the stored one while it is valid)",
+    ("post", "/ceramic-cache/score/{address}"): "Rescore the signed-in address",
+    ("get", "/ceramic-cache/stamp"): "The stamps an address holds",
+    ("get", "/ceramic-cache/weights"): "The Passport app scorer's stamp weights",
+    ("get", "/internal/embed/validate-api-key"): "Check a partner API key; answers its embed rate limit",
+    ("post", "/internal/embed/stamps/{address}"): "Add stamps to an address and score it",
+    ("get", "/internal/embed/score/{scorer_id}/{address}"): "An address's stamps and score",
+    ("get", "/internal/embed/weights"): "A scorer's stamp weights (deprecated)",
+    ("get", "/internal/score/v2/{scorer_id}/{address}"): "Score an address with a scorer",
+    ("get", "/health"): "Whether the service and its database answer",
+}
+
+
+def partner_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The generated document with tag descriptions, route summaries and typed `stamps` entries."""
+    schema["tags"] = TAGS
+    for (method, route), summary in SUMMARIES.items():
+        operation = schema.get("paths", {}).get(route, {}).get(method)
+        if operation is not None:
+            operation["summary"] = summary
+    return with_typed_stamps(schema)
+
+
 def with_typed_stamps(schema: dict[str, Any]) -> dict[str, Any]:
     """ScoreOut.stamps is a plain dict on the wire path (validated nowhere); /docs shows each entry's shape."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})

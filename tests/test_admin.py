@@ -405,6 +405,10 @@ def test_docs_describe_the_routes_for_partners_with_typed_stamps(client):
     entry = schema["components"]["schemas"]["StampEntry"]["properties"]
     assert entry["score"]["type"] == "string" and entry["dedup"]["type"] == "boolean"
     assert set(entry) == {"score", "dedup", "expiration_date"} and "description" in entry["dedup"]
+    summaries = [op["summary"] for ops in schema["paths"].values() for op in ops.values()]
+    assert all(summary[0].isupper() and " " in summary for summary in summaries), summaries  # sentences, not names
+    assert "Add Stamps" not in summaries and "Score Address" not in summaries
+    assert {tag["name"] for tag in schema["tags"]} >= {"v2", "registry", "ceramic-cache", "embed", "internal"}
 
 
 # --- production size -------------------------------------------------------------------------------------------
