@@ -539,13 +539,7 @@ def test_searches_use_the_production_indexes(viewer, big_tables):
         cursor.execute("ANALYZE")
     for name in ("score", "passport", "stamp", "ceramiccache", "event", "hashscorerlink", "humanpoints", "account"):
         for term in (addresses[3],) if name == "event" else (addresses[3], addresses[3][:20]):
-            with CaptureQueriesContext(connection) as captured:
-                page(viewer, f"{ADMIN}/{name}/?q={term}")
-            plans = [
-                explain_without_seqscan(query["sql"])
-                for query in captured.captured_queries
-                if query["sql"].startswith("SELECT") and any(table in query["sql"] for table in BIG_TABLES)
-            ]
+            plans = big_table_plans(viewer, f"{ADMIN}/{name}/?q={term}")
             assert any(re.search(r"Index Cond: .*address", plan) for plan in plans), (name, term, plans)
             for plan in plans:
                 assert "upper(" not in plan.lower(), (name, plan)
@@ -558,18 +552,23 @@ def test_the_address_page_uses_the_production_indexes(viewer, big_tables):
     community, addresses = big_tables
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
-    with CaptureQueriesContext(connection) as captured:
-        page(viewer, f"/admin/address/?address={addresses[3]}")
-    plans = [
-        explain_without_seqscan(query["sql"])
-        for query in captured.captured_queries
-        if query["sql"].startswith("SELECT") and any(table in query["sql"] for table in BIG_TABLES)
-    ]
+    plans = big_table_plans(viewer, f"/admin/address/?address={addresses[3]}")
     assert len(plans) >= 3
     for plan in plans:  # each of its queries finds the address through an index, none scans a table
         assert re.search(r"Index Cond: .*address", plan) and "upper(" not in plan.lower(), plan
         for table in BIG_TABLES:
             assert f"Seq Scan on {table}" not in plan, plan
+
+
+def big_table_plans(client, url: str) -> list[str]:
+    """The plans of the queries a page runs on the large tables."""
+    with CaptureQueriesContext(connection) as captured:
+        page(client, url)
+    return [
+        explain_without_seqscan(query["sql"])
+        for query in captured.captured_queries
+        if query["sql"].startswith("SELECT") and any(table in query["sql"] for table in BIG_TABLES)
+    ]
 
 
 def explain_without_seqscan(sql: str) -> str:
