@@ -778,3 +778,23 @@ def test_stamp_pages_lead_with_provider_issuer_dates_and_nullifiers_and_fold_the
         assert "\\u2026" not in html and "… (hidden)" in html
     held_page = page(viewer, f"{ADMIN}/ceramiccache/{held.pk}/change/")
     assert "Type:" not in held_page and "Source app" not in held_page and "V1" in held_page
+
+
+@pytest.mark.parametrize("typed", ["%00", "x" * 3000, "%ff%fe", "", ".", "abc.def.ghi", "%3Cscript%3E"])
+def test_the_key_search_takes_any_text_without_a_5xx(viewer, scored, typed):
+    form = "application/x-www-form-urlencoded"
+    response = viewer.post(f"{ADMIN}/accountapikey/search/", f"q={typed}", content_type=form)
+    assert response.status_code == 302 and ".def" not in response["Location"]
+    assert viewer.get(response["Location"]).status_code == 200
+    assert viewer.get(f"{ADMIN}/accountapikey/search/").status_code == 302  # a GET only leads back to the list
+
+
+def test_a_failed_scoring_and_a_revoked_key_say_so_in_words(viewer, scored):
+    community, score = scored
+    models.Score.objects.filter(pk=score.pk).update(status="ERROR", error="Invalid rule")
+    assert "<h2>not scored: the last scoring failed (Invalid rule)</h2>" in page(
+        viewer, f"{ADMIN}/score/{score.pk}/change/"
+    )
+    key = factories.api_key(community.account, revoked=True)
+    listing = page(viewer, f"{ADMIN}/accountapikey/?q={key.split('.')[0]}")
+    assert "revoked" in cells(listing)
