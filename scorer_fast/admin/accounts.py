@@ -291,8 +291,13 @@ class AddressListMemberAdmin(AddressSearchAdmin):
     list_filter = (AddressListFilter,)
 
 
-for plain in (models.CustomPlatform, models.CustomCredentialRuleset, models.CustomCredential):
-    admin.site.register(plain, ReadOnlyAdmin)
+PLAIN_LISTS = {
+    models.CustomPlatform: "Stamp platforms partners defined for their own credentials.",
+    models.CustomCredentialRuleset: "The rules that define partners' custom credentials (never changed once made).",
+    models.CustomCredential: "Custom credentials a customization's scorer gives weight to.",
+}
+for plain, description in PLAIN_LISTS.items():
+    admin.site.register(plain, type(f"{plain.__name__}Admin", (ReadOnlyAdmin,), {"list_description": description}))
 
 
 @admin.register(models.WalletGroupCommunityClaim)
