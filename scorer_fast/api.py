@@ -1,6 +1,7 @@
 """The one NinjaAPI: routers mounted at the original paths, every exception handler, and /health."""
 
 import logging
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -11,15 +12,23 @@ from ninja.errors import HttpError, ValidationError
 
 from scorer_fast.errors import BadRequest, DatabaseBusy, DatabaseUnavailable, PayloadTooLarge, ScorerError
 from scorer_fast.http import ADMIN_PREFIX, error_page, error_response
+from scorer_fast.openapi import API_DESCRIPTION, partner_schema
 from scorer_fast.routers import ceramic_cache, embed, internal, registry, v2
 from scorer_fast.schemas import HealthOut
 
 logger = logging.getLogger(__name__)
 
-api = NinjaAPI(
-    title="scorer_fast",
+
+class ScorerApi(NinjaAPI):
+    def get_openapi_schema(self, *, path_prefix: str | None = None, path_params: dict[str, Any] | None = None) -> Any:
+        """/docs and /openapi.json only: what scorer_fast/openapi.py adds for readers."""
+        return partner_schema(super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params))
+
+
+api = ScorerApi(
+    title="Passport scorer API",
     version="1.0.0",
-    description="Passport scorer hot paths, served synchronously.",
+    description=API_DESCRIPTION,
     # API_DOCS_ENABLED=off (public deployments) removes /docs and /openapi.json.
     docs_url="/docs" if settings.API_DOCS_ENABLED else None,
     openapi_url="/openapi.json" if settings.API_DOCS_ENABLED else None,
@@ -92,7 +101,7 @@ def _database_error(request: HttpRequest, exc: DatabaseError) -> HttpResponse:
 
 @api.get("/health", response={200: HealthOut, 503: HealthOut}, tags=["health"])
 def health(request: HttpRequest):
-    """Liveness plus a `SELECT 1` on the database."""
+    """Whether the service and its database answer: 200 when both do, 503 when the database does not."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")

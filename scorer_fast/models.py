@@ -128,8 +128,8 @@ class Scorer(Unmanaged):
     exclude_from_weight_updates = models.BooleanField()
 
     class Meta(Unmanaged.Meta):
-        verbose_name = "scorer"
-        verbose_name_plural = "scorers"
+        verbose_name = "scorer type"
+        verbose_name_plural = "scorer types"
         db_table = "scorer_weighted_scorer"
 
     def __str__(self) -> str:
@@ -142,8 +142,8 @@ class WeightedScorer(Unmanaged):
     threshold = models.DecimalField(max_digits=10, decimal_places=5)
 
     class Meta(Unmanaged.Meta):
-        verbose_name = "weighted scorer"
-        verbose_name_plural = "weighted scorers"
+        verbose_name = "weights of a weighted scorer"
+        verbose_name_plural = "weights of weighted scorers"
         db_table = "scorer_weighted_weightedscorer"
 
     def __str__(self) -> str:
@@ -156,8 +156,8 @@ class BinaryWeightedScorer(Unmanaged):
     threshold = models.DecimalField(max_digits=10, decimal_places=5)
 
     class Meta(Unmanaged.Meta):
-        verbose_name = "binary weighted scorer"
-        verbose_name_plural = "binary weighted scorers"
+        verbose_name = "weights of a binary scorer"
+        verbose_name_plural = "weights of binary scorers"
         db_table = "scorer_weighted_binaryweightedscorer"
 
     def __str__(self) -> str:
@@ -323,8 +323,8 @@ class CeramicCache(Unmanaged):
     source_scorer_id = models.BigIntegerField(null=True)
 
     class Meta(Unmanaged.Meta):
-        verbose_name = "ceramic cache stamp"
-        verbose_name_plural = "ceramic cache stamps"
+        verbose_name = "stamp held"
+        verbose_name_plural = "stamps held"
         db_table = "ceramic_cache_ceramiccache"
         constraints = [
             models.UniqueConstraint(
@@ -423,8 +423,8 @@ class Stamp(Unmanaged):
     credential = models.JSONField()
 
     class Meta(Unmanaged.Meta):
-        verbose_name = "stamp"
-        verbose_name_plural = "stamps"
+        verbose_name = "counted stamp"
+        verbose_name_plural = "counted stamps"
         db_table = "registry_stamp"
 
     def __str__(self) -> str:
@@ -438,8 +438,8 @@ class HashScorerLink(Unmanaged):
     community = models.ForeignKey(Community, on_delete=DO_NOTHING)
 
     class Meta(Unmanaged.Meta):
-        verbose_name = "hash scorer link"
-        verbose_name_plural = "hash scorer links"
+        verbose_name = "nullifier claim"
+        verbose_name_plural = "nullifier claims"
         db_table = "registry_hashscorerlink"
         constraints = [
             models.UniqueConstraint(

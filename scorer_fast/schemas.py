@@ -3,13 +3,15 @@
 from typing import Any
 
 from ninja import Schema
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 
 
 class StampEntry(Schema):
-    score: str
-    dedup: bool
-    expiration_date: str | None
+    """One entry of a score's `stamps` (documentation only: see scorer_fast/openapi.py)."""
+
+    score: str = Field(description="What the stamp added to the score, 5 decimal places (0 when de-duplicated).")
+    dedup: bool = Field(description="Another address already uses this credential in this scorer: it adds 0.")
+    expiration_date: str | None = Field(description="When the stamp expires (ISO 8601, UTC).")
 
 
 class ScoreOut(Schema):

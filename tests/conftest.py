@@ -45,7 +45,9 @@ def scorer_tables() -> list[str]:
 def committed_db(request):
     """Real commits (for threads and rollback tests). Django's flush afterwards truncates with CASCADE (it does
     when available_apps is set), since account_account references auth_user; the unmanaged tables are emptied here."""
-    marker = pytest.mark.django_db(transaction=True, available_apps=list(settings.INSTALLED_APPS))
+    # App names, not INSTALLED_APPS entries: the admin is installed by its AppConfig path (SupportAdminConfig).
+    installed = [config.name for config in apps.get_app_configs()]
+    marker = pytest.mark.django_db(transaction=True, available_apps=installed)
     request.node.add_marker(marker)
     request.getfixturevalue("_django_db_helper")
     yield

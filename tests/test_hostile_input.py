@@ -235,11 +235,18 @@ def test_a_scorer_id_that_is_not_ascii_digits_or_too_long_for_int_is_no_scorer_n
     assert (response.status_code, response.json()) == (404, {"error": "No scorer matches the given criteria."})
 
 
-@pytest.mark.parametrize("name", ["accountapikey", "humanpointsmultiplier", "passport"])
+@pytest.mark.parametrize("name", ["humanpointsmultiplier", "passport"])
 def test_an_admin_page_for_a_key_with_a_nul_is_not_found_not_a_500(client, name):
     client.force_login(support_user(rescore=True))
     response = client.get(f"{ADMIN}/{name}/%00/change/")
     assert response.status_code == 302 and response["Location"] == "/admin/"
+
+
+def test_an_api_key_page_with_a_nul_answers_like_every_key_page_not_a_500(client):
+    """Every API key URL answers the same admin-styled 403 (keys have no page), whether or not the key exists."""
+    client.force_login(support_user(rescore=True))
+    response = client.get(f"{ADMIN}/accountapikey/%00/change/")
+    assert response.status_code == 403 and "has no page of its own" in response.content.decode()
 
 
 @pytest.mark.parametrize(("name", "action"), [("score", "recalculate_user_score"), ("ceramiccache", "undelete_stamps")])

@@ -1,8 +1,15 @@
 """Accounts, API keys (never their hashes), communities and their scorers, partner configuration, human points."""
 
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 
 from scorer_fast import models
 from scorer_fast.admin.base import (
@@ -14,12 +21,14 @@ from scorer_fast.admin.base import (
     admin_link,
     changelist_link,
     pretty_json,
+    utc_date,
 )
 from scorer_fast.services.analytics import masked_headers
 
 
 @admin.register(models.Account)
 class AccountAdmin(AddressSearchAdmin):
+    list_description = "Partner accounts (one per wallet address of the developer portal), with their scorers and keys."
     list_display = ("id", "address", "user", "communities", "api_keys")
     list_select_related = ("user",)
     search_help_text = "Search by address (full or prefix, not case-sensitive) or by the user's exact username."
@@ -48,53 +57,86 @@ class RevokedFilter(ConditionFilter):
     conditions = {"1": ("Yes", Q(revoked=True)), "0": ("No", Q(revoked=False))}
 
 
+KEY_SEARCH_HELP = (
+    "API keys are found by their prefix, the characters before the dot (the only part of a key kept in clear). "
+    "Pasting a whole key is safe: only its prefix is sent and searched. Also finds a key name or account address."
+)
+KEY_HAS_NO_PAGE = (
+    "An API key has no page of its own: its id holds the key's hash. Everything about a key is in the API keys list "
+    "(search it by the key's prefix)."
+)
+
+
+def key_search_term(term: str) -> str:
+    """A key is `<prefix>.<secret>`: everything from the first dot on is dropped before it reaches a URL or a page."""
+    return term.partition(".")[0].strip()
+
+
 @admin.register(models.AccountAPIKey)
 class AccountAPIKeyAdmin(AddressSearchAdmin):
     """The primary key is `<prefix>.<PBKDF2 hash>`: rows get no link, no detail page and no action checkbox (each
-    would put the hash into the page and into the URL that request logs record). The list shows everything else."""
+    would put the hash into the page and into the URL that request logs record). The list shows everything else,
+    in few enough columns for a 1280 px screen. Its search form posts (see `search_view`)."""
 
-    list_display = (
-        "prefix",
-        "name",
-        "account_link",
-        "rate_limit_tier",
-        "analysis_rate_limit_tier",
-        "embed_rate_limit_tier",
-        "permissions",
-        "revoked",
-        "expiry_date",
-        "created",
-    )
+    list_description = "Partner API keys, newest first. A key's secret is never stored or shown, only its prefix."
+    list_display = ("prefix", "name", "account_link", "rate_limits", "permissions", "state", "created_on")
     list_display_links = None
     list_select_related = ("account",)
     list_filter = (RevokedFilter, AccountFilter)
     actions = None
     ordering = ("-created",)
     address_field = "account__address"
-    search_help_text = "Search by key prefix (the part before the dot), key name, or account address."
+    search_help_text = KEY_SEARCH_HELP
+
+    def get_urls(self) -> list[URLPattern]:
+        search = path("search/", self.admin_site.admin_view(self.search_view), name="scorer_fast_accountapikey_search")
+        return [search, *super().get_urls()]
+
+    def search_view(self, request: HttpRequest) -> HttpResponseRedirect:
+        """The search box posts here; the redirect carries only the prefix, so the URL (and every log of it) never
+        holds the secret part of a pasted key."""
+        params = {name: value for name, value in request.POST.items() if name not in ("csrfmiddlewaretoken", "q")}
+        return self._search_redirect(request, request.POST.get("q", ""), params)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        term = request.GET.get("q", "")
+        if "." in term:  # a key typed into the URL by hand: show the page for its prefix only
+            params = {name: value for name, value in request.GET.items() if name != "q"}
+            return self._search_redirect(request, term, params)
+        return super().changelist_view(request, extra_context)
+
+    def _search_redirect(self, request: HttpRequest, term: str, params: dict[str, str]) -> HttpResponseRedirect:
+        prefix = key_search_term(term)
+        if prefix != term.strip():
+            self.message_user(request, "Searched by the key's prefix only: the rest of the key was dropped.")
+        query = urlencode({**params, **({"q": prefix} if prefix else {})})
+        url = reverse("admin:scorer_fast_accountapikey_changelist")
+        return HttpResponseRedirect(f"{url}?{query}" if query else url)
 
     def other_search(self, term: str) -> Q | None:
         # API keys are a small table (one row per partner key): a name contains-search is cheap here.
-        return Q(prefix__startswith=term.split(".")[0]) | Q(name__icontains=term)
+        prefix = key_search_term(term)
+        return Q(prefix__startswith=prefix) | Q(name__icontains=prefix)
 
     def has_view_permission(self, request: HttpRequest, obj: models.AccountAPIKey | None = None) -> bool:
         return obj is None and super().has_view_permission(request)
 
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None) -> Any:
+        raise PermissionDenied(KEY_HAS_NO_PAGE)  # an admin-styled 403 that says where to look instead
+
     @admin.display(description="account", ordering="account__address")
     def account_link(self, obj: models.AccountAPIKey) -> str:
-        return admin_link(obj.account, obj.account.address)
+        address = obj.account.address or ""  # shortened to fit the row; the account's page has it in full
+        return admin_link(obj.account, f"{address[:8]}…{address[-6:]}" if len(address) > 16 else address)
 
-    @admin.display(description="rate limit")
-    def rate_limit_tier(self, obj: models.AccountAPIKey) -> str:
-        return obj.rate_limit or "Unlimited"
-
-    @admin.display(description="analysis limit")
-    def analysis_rate_limit_tier(self, obj: models.AccountAPIKey) -> str:
-        return obj.analysis_rate_limit or "Unlimited"
-
-    @admin.display(description="embed limit")
-    def embed_rate_limit_tier(self, obj: models.AccountAPIKey) -> str:
-        return obj.embed_rate_limit or "Unlimited"
+    @admin.display(description="rate limits")
+    def rate_limits(self, obj: models.AccountAPIKey) -> str:
+        return format_html(
+            "scoring {}<br>analysis {}<br>embed {}",
+            obj.rate_limit or "unlimited",
+            obj.analysis_rate_limit or "unlimited",
+            obj.embed_rate_limit or "unlimited",
+        )
 
     @admin.display(description="permissions")
     def permissions(self, obj: models.AccountAPIKey) -> str:
@@ -106,12 +148,25 @@ class AccountAPIKeyAdmin(AddressSearchAdmin):
         }
         return ", ".join(name for name, granted in flags.items() if granted) or "-"
 
+    @admin.display(description="state")
+    def state(self, obj: models.AccountAPIKey) -> str:
+        if obj.revoked:
+            return "revoked"
+        if obj.expiry_date is None:
+            return "active, never expires"
+        return f"{'expired' if obj.expiry_date < datetime.now(UTC) else 'active, expires'} {utc_date(obj.expiry_date)}"
+
+    @admin.display(description="created", ordering="created")
+    def created_on(self, obj: models.AccountAPIKey) -> str:
+        return utc_date(obj.created)
+
 
 @admin.register(models.AccountAPIKeyAnalytics)
 class AccountAPIKeyAnalyticsAdmin(ReadOnlyAdmin):
     """Usage rows. The key shows as its prefix and name (never linked: its primary key holds the hash); secret
     headers are masked on the page even where an older writer stored them."""
 
+    list_description = "One row per partner API request: which key, which route, which answer."
     list_display = ("id", "created_at", "api_key_label", "path", "status_code")
     list_select_related = ("api_key",)
     fields = ("created_at", "api_key_label", "path", "base_path", "status_code", "error", "masked_headers")
@@ -128,6 +183,9 @@ class AccountAPIKeyAnalyticsAdmin(ReadOnlyAdmin):
 
 @admin.register(models.Community)
 class CommunityAdmin(ReadOnlyAdmin):
+    list_description = (
+        "The partners' scorers (communities): each has its own weights and threshold, and its own scores."
+    )
     list_display = (
         "id",
         "name",
@@ -179,11 +237,13 @@ class CommunityAdmin(ReadOnlyAdmin):
 
 @admin.register(models.Scorer)
 class ScorerAdmin(ReadOnlyAdmin):
+    list_description = "Which kind each scorer is (weighted or binary); the weights are in the two lists below."
     list_display = ("id", "type", "exclude_from_weight_updates")
 
 
 @admin.register(models.WeightedScorer, models.BinaryWeightedScorer)
 class WeightedScorerAdmin(ReadOnlyAdmin):
+    list_description = "Each scorer's stamp weights and passing threshold."
     list_display = ("scorer_ptr_id", "threshold")
     exclude = ("weights",)
     readonly_fields = ("weights_json",)
@@ -195,18 +255,21 @@ class WeightedScorerAdmin(ReadOnlyAdmin):
 
 @admin.register(models.Customization)
 class CustomizationAdmin(ReadOnlyAdmin):
+    list_description = "Partner dashboard customizations (one per partner page)."
     list_display = ("id", "path", "partner_name", "scorer", "show_in_top_nav", "nav_order")
     list_select_related = ("scorer",)
 
 
 @admin.register(models.AllowList)
 class AllowListAdmin(ReadOnlyAdmin):
+    list_description = "Address lists that give a customization's scorer an extra stamp weight."
     list_display = ("id", "address_list", "customization", "weight")
     list_select_related = ("address_list", "customization")
 
 
 @admin.register(models.AddressList)
 class AddressListAdmin(ReadOnlyAdmin):
+    list_description = "Named lists of addresses, used by allow lists."
     list_display = ("id", "name", "members")
 
     @admin.display(description="members")
@@ -222,17 +285,24 @@ class AddressListFilter(CommunityFilter):
 
 @admin.register(models.AddressListMember)
 class AddressListMemberAdmin(AddressSearchAdmin):
+    list_description = "Which addresses are on which address list."
     list_display = ("address", "list")
     list_select_related = ("list",)
     list_filter = (AddressListFilter,)
 
 
-for plain in (models.CustomPlatform, models.CustomCredentialRuleset, models.CustomCredential):
-    admin.site.register(plain, ReadOnlyAdmin)
+PLAIN_LISTS = {
+    models.CustomPlatform: "Stamp platforms partners defined for their own credentials.",
+    models.CustomCredentialRuleset: "The rules that define partners' custom credentials (never changed once made).",
+    models.CustomCredential: "Custom credentials a customization's scorer gives weight to.",
+}
+for plain, description in PLAIN_LISTS.items():
+    admin.site.register(plain, type(f"{plain.__name__}Admin", (ReadOnlyAdmin,), {"list_description": description}))
 
 
 @admin.register(models.WalletGroupCommunityClaim)
 class WalletGroupCommunityClaimAdmin(ReadOnlyAdmin):
+    list_description = "Which address of a wallet group holds the group's score in a community."
     list_display = ("id", "group_key", "canonical_address", "community", "claimed_at")
     list_select_related = ("community",)
 
@@ -251,6 +321,7 @@ class PointsActionFilter(ChoicesFilter):
 
 @admin.register(models.HumanPoints)
 class HumanPointsAdmin(AddressSearchAdmin):
+    list_description = "Human points each address earned, one row per award."
     list_display = ("id", "address", "action", "provider", "chain_id", "timestamp", "tx_hash")
     sortable_by = ("id", "address", "action", "provider", "chain_id")  # timestamp and tx_hash have no index
     list_filter = (PointsActionFilter,)
@@ -258,6 +329,7 @@ class HumanPointsAdmin(AddressSearchAdmin):
 
 @admin.register(models.HumanPointsCommunityQualifiedUsers)
 class HumanPointsQualifiedAdmin(AddressSearchAdmin):
+    list_description = "Addresses that passed a human-points community's threshold."
     list_display = ("id", "address", "community")
     list_select_related = ("community",)
     list_filter = (CommunityFilter,)
@@ -265,11 +337,13 @@ class HumanPointsQualifiedAdmin(AddressSearchAdmin):
 
 @admin.register(models.HumanPointsMultiplier)
 class HumanPointsMultiplierAdmin(AddressSearchAdmin):
+    list_description = "Addresses whose human points are multiplied."
     list_display = ("address", "multiplier")
     ordering = ("address",)
 
 
 @admin.register(models.HumanPointsConfig)
 class HumanPointsConfigAdmin(ReadOnlyAdmin):
+    list_description = "How many points each human-points action gives."
     list_display = ("action", "points", "active")
     ordering = ("action",)

@@ -4,6 +4,7 @@ never scan a table for their choices, and permissions that also honour the origi
 import json
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib import admin, messages
@@ -14,8 +15,10 @@ from django.core.paginator import Paginator
 from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest, HttpResponseBase, HttpResponseRedirect
 from django.urls import reverse
+from django.utils import formats, timezone
 from django.utils.functional import cached_property
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.text import capfirst
 
 RESCORE_PERMISSIONS = ("registry.rescore_individual_score", "scorer_fast.rescore_individual_score")
 FULL_ADDRESS = re.compile(r"^0x[0-9a-f]{40}$")
@@ -23,6 +26,29 @@ ADDRESS_SEARCH_HELP = (
     "Search by address: the full address (exact), or its first characters (prefix). Not case-sensitive."
 )
 
+
+def utc_date(value: datetime | str | None) -> str:
+    """The admin's one date format (scorer_fast/formats), in UTC; a credential's ISO string is shown the same way."""
+    if isinstance(value, str):
+        try:
+            return utc_date(datetime.fromisoformat(value))
+        except ValueError:
+            return value
+    if not isinstance(value, datetime):
+        return "-" if value is None else str(value)
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value, UTC)
+    return formats.date_format(timezone.localtime(value, UTC), "DATETIME_FORMAT")
+
+
+# registry_event.action: the codes the original writes, as a support person reads them.
+EVENT_ACTION_WORDS = {
+    "SCU": "score updated",
+    "LDP": "stamp de-duplicated",
+    "FDP": "stamp de-duplicated (old first-in rule)",
+    "TLS": "Trusta Lab score received",
+}
+EVENT_ACTIONS = tuple(sorted(EVENT_ACTION_WORDS))
 
 MAX_TYPED_VALUE = 200  # longer than any address, nullifier hash, provider or name
 
@@ -197,6 +223,7 @@ class SafeChangeList(ChangeList):
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Nothing is added, edited or deleted here: writes go through the scoring service (the actions)."""
 
+    list_description = ""  # what the list holds, in a sentence: said on the list and on the index
     list_per_page = 50
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER  # facet counts are one COUNT per filter choice
@@ -216,7 +243,9 @@ class ReadOnlyAdmin(admin.ModelAdmin):
                 messages.WARNING,
             )
             return HttpResponseRedirect(request.path)
-        return super().changelist_view(request, extra_context)
+        title = capfirst(self.model._meta.verbose_name_plural)  # not Django's "Select … to view"
+        context = {"title": title, "list_description": self.list_description, **(extra_context or {})}
+        return super().changelist_view(request, context)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -286,7 +315,32 @@ def can_rescore(request: HttpRequest) -> bool:
 
 
 def pretty_json(value: Any) -> str:
-    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True, default=str))
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True, default=str, ensure_ascii=False))
+
+
+def collapsed_json(summary: str, value: Any) -> str:
+    """Raw JSON below the summary a person reads, closed until asked for."""
+    return format_html("<details><summary>{}</summary>{}</details>", summary, pretty_json(value))
+
+
+def credential_facts(credential: Any) -> list[tuple[str, str]]:
+    """What a person asks of a stamp's credential first: provider, issuer, issued, expires, nullifiers."""
+    credential = credential if isinstance(credential, dict) else {}
+    subject = credential.get("credentialSubject")
+    subject = subject if isinstance(subject, dict) else {}
+    nullifiers = subject.get("nullifiers") or ([subject["hash"]] if subject.get("hash") else [])
+    return [
+        ("provider", str(subject.get("provider") or "-")),
+        ("issuer", str(credential.get("issuer") or "-")),
+        ("issued", utc_date(credential.get("issuanceDate"))),
+        ("expires", utc_date(credential.get("expirationDate"))),
+        ("nullifiers", ", ".join(str(nullifier) for nullifier in nullifiers) or "-"),
+    ]
+
+
+def facts_table(facts: list[tuple[str, str]]) -> str:
+    rows = format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", facts)
+    return format_html('<table class="facts">{}</table>', rows)
 
 
 def redacted_credential(credential: Any) -> Any:

@@ -3,18 +3,20 @@ events and hash links. Every list joins what it shows (`list_select_related`) an
 
 import json
 import logging
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponseRedirect
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
 from scorer_fast import models
 from scorer_fast.admin.base import (
+    EVENT_ACTION_WORDS,
+    EVENT_ACTIONS,
     FULL_ADDRESS,
     AddressSearchAdmin,
     ChoicesFilter,
@@ -23,31 +25,22 @@ from scorer_fast.admin.base import (
     ProviderFilter,
     can_rescore,
     changelist_link,
+    collapsed_json,
+    credential_facts,
+    facts_table,
     pretty_json,
     redacted_credential,
+    utc_date,
 )
-from scorer_fast.domain.dedup import stamp_nullifiers
+from scorer_fast.admin.score_page import plain_number, rescore_result, stamp_lines, verdict
 from scorer_fast.errors import ScoreCalculationFailed, ScorerError
 from scorer_fast.services import communities, use_cases
 
 logger = logging.getLogger(__name__)
 
 MAX_RESCORE_SELECTION = 100  # each score is a full scoring run inside the admin request
-EVENT_ACTIONS = ("FDP", "LDP", "SCU", "TLS")
 SHOWN_EVENTS = 20
 SHOWN_POINTS = 50
-
-
-def _decimal(value: Any) -> Decimal | None:
-    try:
-        return Decimal(str(value)) if value is not None else None
-    except InvalidOperation:
-        return None
-
-
-def _five_places(value: Any) -> str:
-    number = _decimal(value)
-    return format(number, ".5f") if number is not None else "-"
 
 
 def _table(headers: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
@@ -86,6 +79,10 @@ def _community_cell(community: models.Community | None, model_name: str = "score
 
 @admin.register(models.Score)
 class ScoreAdmin(AddressSearchAdmin):
+    list_description = (
+        "One score per address and community (scorer), as of its last scoring. Open one to see why it is what it "
+        "is, stamp by stamp, and to recalculate it."
+    )
     address_field = "passport__address"
     list_display = (
         "address",
@@ -102,26 +99,15 @@ class ScoreAdmin(AddressSearchAdmin):
     list_filter = (PassportCommunityFilter, ScoreStatusFilter, PassingFilter)
     actions = ("recalculate_user_score",)
     fieldsets = (
+        # The verdict is the page's subtitle; the stamps come right under it, the score's own fields after them.
+        ("Why this score: each stamp and its reason", {"fields": ("stamp_breakdown",)}),
         (
-            None,
-            {
-                "fields": (
-                    "address",
-                    "community",
-                    "raw_score",
-                    "threshold",
-                    "passing",
-                    "status",
-                    "error",
-                    "last_scored",
-                    "expires",
-                )
-            },
+            "The score",
+            {"fields": ("address", "community", "raw_score", "threshold", "status", "error", "last_scored", "expires")},
         ),
-        ("Why this score: the address's stamps", {"fields": ("stamp_breakdown",)}),
         ("Events of this address in this community (newest first)", {"fields": ("address_events",)}),
         ("Human points of this address", {"fields": ("human_points",)}),
-        ("Stored evidence", {"fields": ("evidence_json",), "classes": ("collapse",)}),
+        ("Stored evidence", {"fields": ("evidence_json",)}),
     )
 
     # --- columns -------------------------------------------------------------------------------------------------
@@ -136,59 +122,37 @@ class ScoreAdmin(AddressSearchAdmin):
 
     @admin.display(description="raw score")
     def raw_score(self, obj: models.Score) -> str:
-        return _five_places((obj.evidence or {}).get("rawScore"))
+        return plain_number((obj.evidence or {}).get("rawScore"))
 
     @admin.display(description="threshold")
     def threshold(self, obj: models.Score) -> str:
-        return _five_places((obj.evidence or {}).get("threshold"))
+        return plain_number((obj.evidence or {}).get("threshold"))
 
     @admin.display(description="passing", boolean=True)
     def passing(self, obj: models.Score) -> bool | None:
         return None if obj.score is None else obj.score == 1
 
     @admin.display(description="last scored", ordering="last_score_timestamp")
-    def last_scored(self, obj: models.Score) -> Any:
-        return obj.last_score_timestamp
+    def last_scored(self, obj: models.Score) -> str:
+        return utc_date(obj.last_score_timestamp)
 
     @admin.display(description="expires", ordering="expiration_date")
-    def expires(self, obj: models.Score) -> Any:
-        return obj.expiration_date
+    def expires(self, obj: models.Score) -> str:
+        return utc_date(obj.expiration_date)
 
     @admin.display(description="stored evidence")
     def evidence_json(self, obj: models.Score) -> str:
-        return pretty_json({"evidence": obj.evidence, "stamp_scores": obj.stamp_scores, "stamps": obj.stamps})
+        return collapsed_json(
+            "Show the raw JSON", {"evidence": obj.evidence, "stamp_scores": obj.stamp_scores, "stamps": obj.stamps}
+        )
 
     # --- everything behind the number (detail page only) --------------------------------------------------------
 
     @admin.display(description="stamps")
     def stamp_breakdown(self, obj: models.Score) -> str:
-        address, community_id = obj.passport.address or "", obj.passport.community_id
-        entries: dict[str, dict[str, Any]] = obj.stamps or {}
-        live = {
-            row.provider: row
-            for row in models.CeramicCache.objects.filter(address=address, deleted_at__isnull=True).order_by("id")
-        }
-        holders = _nullifier_holders(
-            address, community_id, [live[p] for p in entries if p in live and _dedup(entries[p])]
-        )
-        weights = _weights(community_id)
-        rows = []
-        for provider in sorted(set(entries) | set(live)):
-            entry = entries.get(provider)
-            cached = live.get(provider)
-            expiry = entry.get("expiration_date") if entry else (cached.expiration_date if cached else None)
-            holder = holders.get(provider)
-            rows.append(
-                (
-                    provider,
-                    _five_places(weights.get(provider)) if provider in weights else "not weighted",
-                    _five_places(entry.get("score")) if entry else "-",
-                    expiry or "-",
-                    _counted(entry, cached),
-                    changelist_link("score", holder, q=holder, community=community_id) if holder else "",
-                )
-            )
-        return _table(("provider", "weight", "contributed", "expires", "counted", "nullifier held by"), rows)
+        lines = stamp_lines(obj, _weights(obj.passport.community_id))
+        rows = [(line.provider, line.weight, line.contributed, line.expires, line.reason) for line in lines]
+        return _table(("stamp (provider)", "weight in this scorer", "contributed", "expires", "why"), rows)
 
     @admin.display(description="events")
     def address_events(self, obj: models.Score) -> str:
@@ -196,15 +160,17 @@ class ScoreAdmin(AddressSearchAdmin):
         events = models.Event.objects.filter(
             action__in=EVENT_ACTIONS, address=address, community_id=community_id
         ).order_by("-created_at")[:SHOWN_EVENTS]
-        rows = [(event.action, event.created_at, _event_summary(event)) for event in events]
+        rows = [(event_action(event.action), utc_date(event.created_at), event_summary(event)) for event in events]
         more = changelist_link("event", "all events of this address", q=address, community=community_id or "")
-        return format_html("{}<p>{}</p>", _table(("action", "at", "data"), rows), more)
+        return format_html("{}<p>{}</p>", _table(("what happened", "when", "details"), rows), more)
 
     @admin.display(description="human points")
     def human_points(self, obj: models.Score) -> str:
         address = obj.passport.address or ""
         awards = models.HumanPoints.objects.filter(address=address).order_by("-id")[:SHOWN_POINTS]
-        rows = [(award.action, award.provider, award.chain_id, award.timestamp, award.tx_hash) for award in awards]
+        rows = [
+            (award.action, award.provider, award.chain_id, utc_date(award.timestamp), award.tx_hash) for award in awards
+        ]
         qualified = list(
             models.HumanPointsCommunityQualifiedUsers.objects.filter(address=address).values_list(
                 "community_id", flat=True
@@ -217,6 +183,43 @@ class ScoreAdmin(AddressSearchAdmin):
             ", ".join(str(community_id) for community_id in qualified) or "none",
             next(iter(multiplier), "none"),
         )
+
+    # --- the page: its title, the verdict under it, the Recalculate button -------------------------------------
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).select_related("passport__community")
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None) -> Any:
+        score = self.get_object(request, object_id)
+        context = dict(extra_context or {})
+        if score is not None:
+            community = score.passport.community
+            context["title"] = f"Score of {score.passport.address} in {community or 'no community'}"
+            context["subtitle"] = verdict(score)
+            context["can_rescore"] = can_rescore(request)
+        return super().change_view(request, object_id, form_url, context)
+
+    def get_urls(self) -> list[URLPattern]:
+        recalculate = path(
+            "<path:object_id>/recalculate/",
+            self.admin_site.admin_view(self.recalculate_view),
+            name="scorer_fast_score_recalculate",
+        )
+        return [recalculate, *super().get_urls()]
+
+    def recalculate_view(self, request: HttpRequest, object_id: str) -> HttpResponseRedirect:
+        """The page's Recalculate button (POST, CSRF-checked by the admin view): the list action for one score."""
+        score = self.get_object(request, object_id)
+        if score is None:
+            raise Http404
+        page = reverse("admin:scorer_fast_score_change", args=[score.pk])
+        if request.method != "POST":
+            return HttpResponseRedirect(page)
+        if not can_rescore(request):
+            raise PermissionDenied("Recalculating a score needs the “Can rescore individual scores” permission.")
+        communities.forget_all()
+        self._rescore_and_report(request, [score], with_address=False)
+        return HttpResponseRedirect(page)
 
     # --- the action --------------------------------------------------------------------------------------------
 
@@ -235,16 +238,24 @@ class ScoreAdmin(AddressSearchAdmin):
                 messages.ERROR,
             )
             return
-        rescored, failed = [], []
         communities.forget_all()  # a staff member who just changed a weight rescores with it, not the cached setup
+        self._rescore_and_report(request, selected, with_address=True)
+
+    def _rescore_and_report(self, request: HttpRequest, selected: list[models.Score], *, with_address: bool) -> None:
+        """One message per score, in words ("score recalculated: 12 → 22, now passes"); failures in one message."""
+        failed = []
         for score in selected:
             problem = _rescore(score.passport)
-            if problem is None:
-                rescored.append(score)
-                self.log_change(request, score, "Recalculated the score (admin action).")
-            else:
-                failed.append(f"{score.pk} ({problem})")
-        _report(self, request, rescored, failed)
+            if problem is not None:
+                failed.append(f"{score.passport.address or score.pk} ({problem})")
+                continue
+            self.log_change(request, score, "Recalculated the score (admin action).")
+            after = models.Score.objects.get(pk=score.pk)
+            result = rescore_result(score, after)
+            level = messages.WARNING if after.status == "ERROR" else messages.SUCCESS
+            self.message_user(request, f"{score.passport.address}: {result}" if with_address else result, level)
+        if failed:
+            self.message_user(request, f"Could not recalculate: {', '.join(failed)}", messages.ERROR)
 
 
 def _rescore(passport: models.Passport) -> str | None:
@@ -263,48 +274,6 @@ def _rescore(passport: models.Passport) -> str | None:
     return None
 
 
-def _report(
-    model_admin: admin.ModelAdmin, request: HttpRequest, rescored: list[models.Score], failed: list[str]
-) -> None:
-    """One message per outcome (the original repeated them once per row)."""
-    if rescored:
-        ids = [score.pk for score in rescored]
-        model_admin.message_user(request, f"Recalculated {len(ids)} score(s): {ids}.", messages.SUCCESS)
-        in_error = models.Score.objects.filter(pk__in=ids, status="ERROR").values_list("pk", "error")
-        if in_error:
-            listed = "; ".join(f"{pk}: {error}" for pk, error in in_error)
-            model_admin.message_user(request, f"Scored, but in error state: {listed}", messages.WARNING)
-    if failed:
-        model_admin.message_user(request, f"Could not recalculate: {', '.join(failed)}", messages.ERROR)
-
-
-def _dedup(entry: dict[str, Any]) -> bool:
-    return bool(entry.get("dedup"))
-
-
-def _counted(entry: dict[str, Any] | None, cached: models.CeramicCache | None) -> str:
-    if entry is None:
-        return "no: invalid, expired, or added after the last scoring"
-    if _dedup(entry):
-        return "no: de-duplicated (another address holds its nullifier)"
-    return "yes" if cached is not None else "yes (since deleted from the ceramic cache)"
-
-
-def _nullifier_holders(address: str, community_id: int | None, stamps: list[models.CeramicCache]) -> dict[str, str]:
-    """provider → the other address that holds one of its nullifiers in this community (one query)."""
-    by_hash = {
-        nullifier: stamp.provider
-        for stamp in stamps
-        for nullifier in stamp_nullifiers(stamp.stamp or {}, multi_nullifier=settings.FF_MULTI_NULLIFIER)
-    }
-    if not by_hash or community_id is None:
-        return {}
-    links = models.HashScorerLink.objects.filter(community_id=community_id, hash__in=list(by_hash)).exclude(
-        address=address
-    )
-    return {by_hash[link.hash]: link.address for link in links}
-
-
 def _weights(community_id: int | None) -> dict[str, Any]:
     if community_id is None:
         return {}
@@ -314,19 +283,25 @@ def _weights(community_id: int | None) -> dict[str, Any]:
         return {}
 
 
-def _event_summary(event: models.Event) -> str:
+def event_action(code: str) -> str:
+    return EVENT_ACTION_WORDS.get(code, code)
+
+
+def event_summary(event: models.Event) -> str:
     data = event.data if isinstance(event.data, dict) else {}
     if event.action == "SCU":
         fields = data.get("fields") or {}
         evidence = fields.get("evidence") or {}
-        return f"score {fields.get('score')}, raw score {_five_places(evidence.get('rawScore'))}"
-    if event.action == "LDP":
-        return f"{data.get('provider')} de-duplicated (nullifiers {data.get('nullifiers') or data.get('hash')})"
+        passed = "passes" if str(fields.get("score")).startswith("1") else "does not pass"
+        return f"raw score {plain_number(evidence.get('rawScore'))}, {passed}"
+    if event.action in ("LDP", "FDP"):
+        return f"{data.get('provider')}: its nullifier is held by another address"
     return json.dumps(data, default=str)[:200]
 
 
 @admin.register(models.Passport)
 class PassportAdmin(AddressSearchAdmin):
+    list_description = "One passport per address and community: the row a score hangs on."
     list_display = ("address", "community", "requires_calculation", "score_link")
     sortable_by = ("address",)
     list_select_related = ("community",)
@@ -345,13 +320,17 @@ class PassportAdmin(AddressSearchAdmin):
 class StampAdmin(AddressSearchAdmin):
     """registry_stamp: the stamps that counted at the last scoring."""
 
+    list_description = (
+        "Only the stamps that counted at each address's last scoring (valid, not de-duplicated). An address's "
+        "other stamps are under “Stamps held”; the score page says why each one did or did not count."
+    )
     address_field = "passport__address"
     list_display = ("id", "address", "community", "provider", "expires")
     sortable_by = ("id", "provider")
     list_select_related = ("passport__community",)
     list_filter = (PassportCommunityFilter, ProviderFilter)
-    exclude = ("credential",)
-    readonly_fields = ("address", "community", "credential_json")
+    fields = ("credential_facts", "address", "community", "credential_json")
+    readonly_fields = ("credential_facts", "address", "community", "credential_json")
 
     @admin.display(description="address")
     def address(self, obj: models.Stamp) -> str:
@@ -363,18 +342,22 @@ class StampAdmin(AddressSearchAdmin):
 
     @admin.display(description="expires")
     def expires(self, obj: models.Stamp) -> str:
-        return (obj.credential or {}).get("expirationDate") or "-"
+        return utc_date((obj.credential or {}).get("expirationDate"))
 
-    @admin.display(description="credential (proof hidden)")
+    @admin.display(description="stamp")
+    def credential_facts(self, obj: models.Stamp) -> str:
+        return facts_table(credential_facts(obj.credential))
+
+    @admin.display(description="raw credential")
     def credential_json(self, obj: models.Stamp) -> str:
-        return pretty_json(redacted_credential(obj.credential))
+        return collapsed_json("Show the raw JSON (proof hidden)", redacted_credential(obj.credential))
 
 
 class EventActionFilter(ChoicesFilter):
     title = "action"
     parameter_name = "action"
     field = "action"
-    choices_list = tuple((action, action) for action in EVENT_ACTIONS)
+    choices_list = tuple((action, EVENT_ACTION_WORDS[action]) for action in EVENT_ACTIONS)
 
 
 @admin.register(models.Event)
@@ -382,13 +365,20 @@ class EventAdmin(AddressSearchAdmin):
     """registry_event is indexed on (action, address, community_id, created_at) only: a search probes that index
     once per known action, so it takes the full address (no prefix)."""
 
-    list_display = ("id", "action", "address", "community", "created_at")
+    list_description = (
+        "What happened to an address in a community: score updates and de-duplicated stamps, newest first."
+    )
+    list_display = ("id", "what", "address", "community", "created_at")
     sortable_by = ("id",)
     list_select_related = ("community",)
     list_filter = (EventActionFilter, CommunityFilter)
     search_help_text = "Search by the full address (0x followed by 40 hex characters). Not case-sensitive."
-    exclude = ("data",)
-    readonly_fields = ("data_json",)
+    fields = ("what", "address", "community", "created_at", "data_json")
+    readonly_fields = ("what", "data_json")
+
+    @admin.display(description="action")
+    def what(self, obj: models.Event) -> str:
+        return event_action(obj.action)
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
         if not search_term.strip():
@@ -410,6 +400,10 @@ class EventAdmin(AddressSearchAdmin):
 
 @admin.register(models.HashScorerLink)
 class HashScorerLinkAdmin(AddressSearchAdmin):
+    list_description = (
+        "Which address holds each stamp nullifier in a community, until when. Another address's stamp with the same "
+        "nullifier is de-duplicated (does not count) while the claim lasts."
+    )
     list_display = ("hash", "address", "community", "expires_at")
     list_select_related = ("community",)
     list_filter = (CommunityFilter,)

@@ -15,13 +15,22 @@ from scorer_fast.admin.base import (
     ProviderFilter,
     ReadOnlyAdmin,
     can_rescore,
-    pretty_json,
+    collapsed_json,
+    credential_facts,
+    facts_table,
     redacted_credential,
+    utc_date,
 )
 from scorer_fast.db import scores
 from scorer_fast.services.stamps import SOURCE_APP_EMBED, SOURCE_APP_PASSPORT
 
 MAX_UNDELETE_SELECTION = 500
+SOURCE_APPS = {SOURCE_APP_PASSPORT: "Passport app", SOURCE_APP_EMBED: "Embed widget"}
+STAMP_TYPES = {1: "V1", 2: "V2 (never used)"}
+
+
+def stamp_state(row: models.CeramicCache) -> str:
+    return f"deleted on {utc_date(row.deleted_at)}" if row.deleted_at else "live"
 
 
 class DeletedFilter(ConditionFilter):
@@ -34,7 +43,7 @@ class SourceAppFilter(ChoicesFilter):
     title = "source app"
     parameter_name = "source_app"
     field = "source_app"
-    choices_list = ((str(SOURCE_APP_PASSPORT), "Passport app"), (str(SOURCE_APP_EMBED), "Embed"))
+    choices_list = tuple((str(code), words) for code, words in SOURCE_APPS.items())
 
 
 @admin.register(models.CeramicCache)
@@ -44,18 +53,24 @@ class CeramicCacheAdmin(AddressSearchAdmin):
         "address",
         "provider",
         "state",
-        "source_app",
-        "source_scorer_id",
+        "source",
         "issuance_date",
         "expiration_date",
         "updated_at",
+    )
+    list_description = (
+        "Every stamp an address holds or held (the ceramic cache): live ones, and deleted ones with their deletion "
+        "date. A score counts only the live, valid ones; the address page and the score page say which."
     )
     list_filter = (DeletedFilter, SourceAppFilter, ProviderFilter)
     search_help_text = (
         "Search by address (full or prefix, not case-sensitive), or by an exact proof value or ComposeDB stream id."
     )
-    exclude = ("stamp", "proof_value")
-    readonly_fields = ("stamp_json",)
+    fieldsets = (
+        (None, {"fields": ("stamp_facts", "address", "state", "source", "stamp_format", "created_at", "updated_at")}),
+        ("The stored credential", {"fields": ("stamp_json",)}),
+    )
+    readonly_fields = ("stamp_facts", "state", "source", "stamp_format", "stamp_json")
     actions = ("undelete_stamps",)
 
     def other_search(self, term: str) -> Q | None:
@@ -63,11 +78,24 @@ class CeramicCacheAdmin(AddressSearchAdmin):
 
     @admin.display(description="state")
     def state(self, obj: models.CeramicCache) -> str:
-        return f"deleted {obj.deleted_at:%Y-%m-%d %H:%M}" if obj.deleted_at else "live"
+        return stamp_state(obj)
 
-    @admin.display(description="stamp (proof hidden)")
+    @admin.display(description="written by")
+    def source(self, obj: models.CeramicCache) -> str:
+        app = SOURCE_APPS.get(obj.source_app, "unknown") if obj.source_app is not None else "unknown"
+        return f"{app}, for community {obj.source_scorer_id}" if obj.source_scorer_id else app
+
+    @admin.display(description="stamp format")
+    def stamp_format(self, obj: models.CeramicCache) -> str:
+        return STAMP_TYPES.get(obj.type, str(obj.type))
+
+    @admin.display(description="stamp")
+    def stamp_facts(self, obj: models.CeramicCache) -> str:
+        return facts_table(credential_facts(obj.stamp))
+
+    @admin.display(description="raw credential")
     def stamp_json(self, obj: models.CeramicCache) -> str:
-        return pretty_json(redacted_credential(obj.stamp))
+        return collapsed_json("Show the raw JSON (proof hidden)", redacted_credential(obj.stamp))
 
     def has_rescore_individual_score_permission(self, request: HttpRequest) -> bool:
         return can_rescore(request)
@@ -118,6 +146,7 @@ def _undelete(row: models.CeramicCache) -> str | None:
 
 @admin.register(models.Revocation)
 class RevocationAdmin(ReadOnlyAdmin):
+    list_description = "Stamps revoked by their proof value: a revoked stamp never counts."
     list_display = ("id", "proof_value", "ceramic_cache_id", "revocation_list")
     list_select_related = ("revocation_list",)
     search_fields = ("proof_value",)
@@ -130,4 +159,5 @@ class RevocationAdmin(ReadOnlyAdmin):
 
 @admin.register(models.RevocationList)
 class RevocationListAdmin(ReadOnlyAdmin):
+    list_description = "The lists revocations were imported from."
     list_display = ("id", "name", "description")

@@ -4,6 +4,7 @@ from django.http import HttpRequest
 from ninja import Router
 
 from scorer_fast.auth import PartnerXApiKey
+from scorer_fast.openapi import SUBMIT_PASSPORT_DESCRIPTION
 from scorer_fast.schemas import DetailedScoreOut, ErrorOut, SubmitPassportIn
 from scorer_fast.services import submissions
 from scorer_fast.services.analytics import with_api_usage
@@ -19,9 +20,10 @@ _BODY_DOC = {
     "/submit-passport",
     response={200: DetailedScoreOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 422: ErrorOut, 429: ErrorOut},
     openapi_extra=_BODY_DOC,
+    summary="Score an address (v1)",
+    description=SUBMIT_PASSPORT_DESCRIPTION,
 )
 def submit_passport(request: HttpRequest):
-    """Score an address for one of the key's scorers; an optional EIP-191 signature over a one-time nonce."""
     principal = request.auth
 
     def operation(usage):

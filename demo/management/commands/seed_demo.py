@@ -254,6 +254,6 @@ Demo scores (scored at seeding; a curl above rescores):
 
 Support admin: {base_url}/admin/
   {login}
-  Why a score: {base_url}/admin/scorer_fast/score/?q={duplicate}  → open the row: each stamp with weight,
-  expiry, whether it counted, and for a de-duplicated stamp the address that holds its nullifier.
+  Why a score: {base_url}/admin/address/?address={duplicate}  → open its score: the verdict, then each
+  stamp with its own reason (for a de-duplicated one, the address that holds its nullifier) and Recalculate.
 """
