@@ -51,6 +51,8 @@ DATABASES = {
         health_check_idle_seconds=env_int(
             "DB_HEALTH_CHECK_IDLE_SECONDS", 0 if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") else 1
         ),
+        # How long a request waits for the database's first answer (a pooler queueing it): docs/deploy.md.
+        unavailable_after_seconds=float(env_str("DB_UNAVAILABLE_AFTER_SECONDS") or "2"),
     )
 }
 # Bounded waits inside a request's transaction (set per transaction, so safe behind a transaction pooler); keep

@@ -54,7 +54,7 @@ def test_a_warm_v2_score_with_every_production_flag_is_seven_statements(committe
         # the API key and the scorer setup come from the worker's caches (tests/test_worker_caches.py)
         "SELECT ARRAY(SELECT ARRAY[t.provider, t.stamp, t.version]",  # the live stamps: before the lock
         "BEGIN",
-        "SELECT pg_advisory_xact_lock(",  # with the transaction's timeouts
+        "SELECT pg_try_advisory_xact_lock(",  # with the transaction's timeouts
         # passport and score ids (no upserts: the rows exist), the live stamps' versions only (they were read ahead),
         # registry stamps, links, points rows
         "SELECT p.id AS passport_id, s.id AS score_id",
