@@ -74,6 +74,11 @@ def committed_db(request):
 
 @pytest.fixture(autouse=True)
 def _fresh_caches():
+    forget_worker_caches()
+
+
+def forget_worker_caches() -> None:
+    """A cold worker: every lookup the worker caches goes to the database."""
     proof_verifier().clear()
     use_cases._weights_cache.clear()
     communities.forget_all()

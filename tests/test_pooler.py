@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 import psycopg
 import pytest
@@ -20,16 +21,17 @@ from django.db import connection
 from scorer_fast import lambda_handler
 from scorer_fast.http import error_key
 from tests import pooler
-from tests.helpers import foreign_writer, wait_until_blocked_by
+from tests.conftest import forget_worker_caches
+from tests.helpers import INTERNAL_AUTH, foreign_writer, wait_until_blocked_by
 from tests.lambda_events import HttpRequest, event, response_body
 from tests.test_integrity import run_concurrently
 from tests.test_lambda_handler import routes, through_client, world  # noqa: F401  (world: the routes' fixture)
 
-# Work in progress: only in the pooled pass (not yet wired into scripts/test); see the branch report.
 pytestmark = pytest.mark.skipif(not pooler.requested(), reason="needs SCORER_POOLER=pgbouncer")
 OUTAGE_SECONDS = 3.0
 # Routes that answer without the database (bad JSON, no scorer, CORS, an unknown path) and /health (own body).
 NO_DATABASE = {"embed-post-bad-json", "submit-passport-no-scorer", "not-found", "cors-preflight", "health"}
+INTERNAL_TOKEN = ("Authorization", INTERNAL_AUTH["HTTP_AUTHORIZATION"])
 UNAVAILABLE = "Database unavailable."
 A = "0x" + "a" * 40  # the address of the routes' v2 score
 
@@ -110,6 +112,7 @@ def advisory_locks(dbname: str) -> int:
 
 def test_every_route_through_the_pooler_leaves_no_session_state(committed_db, pgbouncer, world):  # noqa: F811
     requests = routes(world)
+    through_client(requests["v2-score-rate-limited"])  # its 1/h used up: 429 from here on, in every run
     answers = {}
     for name, request in requests.items():
         answers[name] = through_client(request)[0]
@@ -117,7 +120,15 @@ def test_every_route_through_the_pooler_leaves_no_session_state(committed_db, pg
     assert {name: status for name, status in answers.items() if status >= 500} == {}
     # The same requests from 8 clients at once over the 3 server connections: each transaction may land on another.
     concurrent = run_concurrently(8, lambda i: [through_client(request)[0] for request in requests.values()])
-    assert all(statuses == list(answers.values()) for statuses in concurrent[1:]), concurrent
+    # The same answers, but for a delete another client may have done first.
+    allowed = {name: {status} for name, status in answers.items()} | {"ceramic-bulk-delete": {200, 404}}
+    unexpected = [
+        (name, status)
+        for run in concurrent
+        for name, status in zip(answers, run, strict=True)
+        if status not in allowed[name]
+    ]
+    assert unexpected == []
     sessions = server_sessions(pgbouncer)
     assert len({pid for pid, *_ in sessions}) == pooler.POOL_SIZE
     defaults = ("0", "0", "on", 0, 0, 0, 0)  # no timeout, prepared statement, cursor, LISTEN or temp table left
@@ -132,6 +143,8 @@ def test_while_the_database_refuses_connections_every_request_is_a_503_within_th
     ping_on_reuse,
 ):
     requests = {name: request for name, request in routes(world).items() if name not in NO_DATABASE}
+    internal = requests["internal-score"]  # with its token, so it gets as far as the database
+    requests["internal-score"] = replace(internal, headers=[*internal.headers, INTERNAL_TOKEN])
     bound = connection.settings_dict["UNAVAILABLE_AFTER_SECONDS"]
     probe = requests["v2-score"]
     dbname = connection.settings_dict["NAME"]
@@ -139,6 +152,7 @@ def test_while_the_database_refuses_connections_every_request_is_a_503_within_th
     connection.settings_dict["HEALTH_CHECK_IDLE_SECONDS"] = 0 if ping_on_reuse else 60
     try:
         assert timed(through_client, probe)[0] == 200  # a warm connection to the pooler, as a busy worker has
+        forget_worker_caches()  # a cold worker: no API key or scorer setup to answer from without the database
         with logins_refused(dbname):
             refused_at = time.monotonic()
             during = [("client", name, *timed(through_client, request)) for name, request in requests.items()]
@@ -177,11 +191,11 @@ def test_while_the_database_refuses_connections_every_request_is_a_503_within_th
             else (503, {error_key(requests[name].path): UNAVAILABLE})
         )
     ]
-    assert unexpected == []
-    assert slowest <= bound + 1.0
-    # The pooler retries its login every server_login_retry; the first request after that is served.
+    assert unexpected == [], "\n".join(map(str, unexpected))
+    assert slowest <= bound + 0.5
+    # The pooler retries its login every server_login_retry; the first request after that is served within 1 s.
     assert after[-1][1] == 200, after
-    assert after[-1][0] <= pooler.LOGIN_RETRY_SECONDS + 1.0 + 1.0, after
+    assert after[-1][0] <= pooler.LOGIN_RETRY_SECONDS + 1.0, after
 
 
 def test_a_request_waiting_on_another_requests_address_lock_is_not_cut_at_the_bound(committed_db, world):  # noqa: F811

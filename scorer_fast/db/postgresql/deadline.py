@@ -44,8 +44,8 @@ class Watchdog:
                 self._thread = threading.Thread(target=self._run, name="db-answer-deadline", daemon=True)
                 self._thread.start()
             self._waits.append(wait)
-            if len(self._waits) == 1:  # the thread sleeps with nothing to watch; later waits are due later
-                self._changed.notify()
+            # Always wake the thread: it may sleep without a timeout while only expired waits are listed.
+            self._changed.notify()
         try:
             yield wait
         finally:
