@@ -22,7 +22,7 @@ from django.urls import path
 
 from scorer_fast import lambda_handler
 from scorer_fast.models import AccountAPIKey
-from tests import factories
+from tests import factories, pooler
 from tests.conftest import scorer_tables
 from tests.credentials import signed_stamp
 from tests.helpers import original_counter_key
@@ -353,6 +353,7 @@ def _test_db_dsn() -> str:
 
 
 @pytest.mark.usefixtures("committed_db")
+@pytest.mark.skipif(pooler.requested(), reason="the backend behind a pooler is not the client's own")
 def test_the_connection_is_reused_across_invocations_and_replaced_after_it_broke(world, monkeypatch):
     # As in Lambda (settings/base.py): a reused connection is pinged on every invocation.
     monkeypatch.setitem(connection.settings_dict, "HEALTH_CHECK_IDLE_SECONDS", 0)
