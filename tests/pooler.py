@@ -25,6 +25,9 @@ from tests.lambda_runtime import free_port
 
 POOL_SIZE = 3
 LOGIN_RETRY_SECONDS = 1
+# pgbouncer's own cut (120 s by default), well above the service's bound: the tests prove the service's deadline,
+# and a regression fails in seconds, not minutes.
+QUERY_WAIT_TIMEOUT_SECONDS = 10
 _START_TIMEOUT_SECONDS = 10
 _direct: dict[str, Any] | None = None
 
@@ -102,6 +105,7 @@ pool_mode = transaction
 default_pool_size = {POOL_SIZE}
 max_client_conn = 200
 server_login_retry = {LOGIN_RETRY_SECONDS}
+query_wait_timeout = {QUERY_WAIT_TIMEOUT_SECONDS}
 ignore_startup_parameters = extra_float_digits
 logfile = {folder}/pgbouncer.log
 pidfile = {folder}/pgbouncer.pid
