@@ -3,7 +3,8 @@
 - a deadline on the database's first answer (`UNAVAILABLE_AFTER_SECONDS`, scorer_fast/db/postgresql/deadline.py):
   behind a transaction pooler a request can otherwise wait without end for a server connection while the
   database refuses them. Bounded are only the round trips that wait for nothing but a server: the reuse ping, the
-  first statement of a request (its first transaction) and the opening statement of each durable transaction
+  first statement of a request (its first transaction; not of a management command, whose first statement may
+  be a long read) and the opening statement of each durable transaction
   (`bound_next_answer()`, scorer_fast/db/transactions.py), never a later statement that may legitimately take long
   (`statement_timeout` bounds those). When it runs out the connection is dropped and an OperationalError raised:
   503 `Database unavailable.`;
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from django.core.signals import request_started
+from django.core.signals import request_finished, request_started
 from django.db import OperationalError, connections
 from django.db.backends.postgresql import base
 from django.db.backends.utils import CursorWrapper
@@ -34,22 +35,18 @@ DEFAULT_UNAVAILABLE_AFTER_SECONDS = 2.0
 class DatabaseWrapper(base.DatabaseWrapper):
     _last_cursor_at = float("-inf")
     _reusable: CursorWrapper | None = None
-    # The next round trip that starts a transaction waits for a server: bound it (set per request, per connection
-    # and per durable transaction).
-    _bound_next_answer = True
+    # The next round trip that starts a transaction waits for a server: bound it (set per request and per durable
+    # transaction; never outside a request, where a management command's first statement may be a long read).
+    _bound_next_answer = False
     _ping_timed_out = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.execute_wrappers.append(self._first_answer_bounded)
 
-    def bound_next_answer(self) -> None:
+    def bound_next_answer(self, bounded: bool = True) -> None:
         """The next statement opens a transaction and waits for nothing but a server: put it under the deadline."""
-        self._bound_next_answer = True
-
-    def connect(self) -> None:
-        self._bound_next_answer = True
-        super().connect()
+        self._bound_next_answer = bounded
 
     def close_if_health_check_failed(self) -> None:
         idle = time.monotonic() - self._last_cursor_at
@@ -121,9 +118,17 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
 
 def _bound_the_first_answer_of_each_request(**kwargs: Any) -> None:
-    for connection in connections.all(initialized_only=True):
+    for connection in connections.all():  # this thread's, connected or not yet
         if isinstance(connection, DatabaseWrapper):
             connection.bound_next_answer()
 
 
+def _unbound_after_the_request(**kwargs: Any) -> None:
+    """A request that never reached the database leaves nothing for the statements that follow outside one."""
+    for connection in connections.all(initialized_only=True):
+        if isinstance(connection, DatabaseWrapper):
+            connection.bound_next_answer(False)
+
+
 request_started.connect(_bound_the_first_answer_of_each_request, dispatch_uid="scorer_fast.db.bound_first_answer")
+request_finished.connect(_unbound_after_the_request, dispatch_uid="scorer_fast.db.unbound_after_request")
