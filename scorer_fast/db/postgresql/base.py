@@ -2,9 +2,10 @@
 
 - a deadline on the database's first answer (`UNAVAILABLE_AFTER_SECONDS`, scorer_fast/db/postgresql/deadline.py):
   behind a transaction pooler a request can otherwise wait without end for a server connection while the
-  database refuses them. Bounded are only the round trips that wait for nothing but a server: the reuse ping, the
-  first statement of a request (its first transaction; not of a management command, whose first statement may
-  be a long read) and the opening statement of each durable transaction
+  database refuses them. Bounded are only the round trips that wait for nothing but a server: the reuse ping, a
+  new connection's set-up statements, the first statement of a request (its first transaction; not of a
+  management command, whose first statement may be a long read) and the opening statement of each durable
+  transaction
   (`bound_next_answer()`, scorer_fast/db/transactions.py), never a later statement that may legitimately take long
   (`statement_timeout` bounds those). When it runs out the connection is dropped and an OperationalError raised:
   503 `Database unavailable.`;
@@ -21,13 +22,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 from django.core.signals import request_finished, request_started
-from django.db import OperationalError, connections
+from django.db import DatabaseError, OperationalError, connections
 from django.db.backends.postgresql import base
 from django.db.backends.utils import CursorWrapper
 from psycopg.pq import TransactionStatus
 
-from scorer_fast.db.postgresql.deadline import watchdog
+from scorer_fast.db.postgresql.deadline import Wait, watchdog
 
 DEFAULT_UNAVAILABLE_AFTER_SECONDS = 2.0
 
@@ -59,6 +61,16 @@ class DatabaseWrapper(base.DatabaseWrapper):
             # connection's first statement just the same. The request's bound is spent.
             raise OperationalError(self._no_answer_message())
 
+    def init_connection_state(self) -> None:
+        """A new connection's own statements (Django's `SET TIME ZONE` when the server's differs, a role, an
+        isolation level) go through psycopg directly, not the execute wrappers: behind a pooler they wait for a
+        server like a first statement, so inside a request they are bounded the same way."""
+        if not self._bound_next_answer:
+            super().init_connection_state()
+            return
+        with self._answer_deadline():
+            super().init_connection_state()
+
     def is_usable(self) -> bool:
         if self.connection is None or self.connection.closed:
             return False
@@ -73,18 +85,19 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if not self._bound_next_answer or self.connection.info.transaction_status != TransactionStatus.IDLE:
             return execute(sql, params, many, context)  # inside a transaction a server is linked already
         self._bound_next_answer = False
-        with self._answer_deadline() as wait:
+        with self._answer_deadline():
+            return execute(sql, params, many, context)
+
+    @contextmanager
+    def _answer_deadline(self) -> Iterator[Wait]:
+        """The block's round trip is cut when it has no answer in time; the error it then raises says so."""
+        with watchdog.bound(self.connection.fileno(), self._unavailable_after()) as wait:
             try:
-                return execute(sql, params, many, context)
-            except OperationalError as exc:
+                yield wait
+            except (DatabaseError, psycopg.Error) as exc:  # Django's, or psycopg's own before Django wraps it
                 if wait.expired:
                     raise OperationalError(self._no_answer_message()) from exc
                 raise
-
-    @contextmanager
-    def _answer_deadline(self) -> Iterator[Any]:
-        with watchdog.bound(self.connection.fileno(), self._unavailable_after()) as wait:
-            yield wait
 
     def _unavailable_after(self) -> float:
         return self.settings_dict.get("UNAVAILABLE_AFTER_SECONDS", DEFAULT_UNAVAILABLE_AFTER_SECONDS)
