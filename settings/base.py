@@ -20,7 +20,7 @@ from settings.checks import (
     serves_requests,
 )
 from settings.database import database_from_url
-from settings.env import env_bool, env_int, env_json, env_str
+from settings.env import env_bool, env_int, env_json, env_seconds, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -44,13 +44,16 @@ DATABASES = {
         # Production without DATABASE_URL gets a placeholder that the start-up check below refuses.
         DATABASE_URL or (embedded_pg.ensure_running() if DEVELOPMENT else "postgres:///unset"),
         conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
-        connect_timeout=env_int("DB_CONNECT_TIMEOUT", 3),
+        # A login a pooler holds (one that has no server to ask) is bounded like a first answer (libpq's minimum).
+        connect_timeout=env_int("DB_CONNECT_TIMEOUT", 2),
         app_name=env_str("DB_APPLICATION_NAME", "scorer_fast"),
         # Lambda (AWS_LAMBDA_FUNCTION_NAME is set by its runtime): ping on every reuse; an execution environment is
         # frozen between invocations, and its clock's view of that idle time is not something to rely on.
         health_check_idle_seconds=env_int(
             "DB_HEALTH_CHECK_IDLE_SECONDS", 0 if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") else 1
         ),
+        # How long a request waits for the database's first answer (a pooler queueing it): docs/deploy.md.
+        unavailable_after_seconds=env_seconds("DB_UNAVAILABLE_AFTER_SECONDS", 2.0),
     )
 }
 # Bounded waits inside a request's transaction (set per transaction, so safe behind a transaction pooler); keep
@@ -103,7 +106,7 @@ if RATELIMIT_ENABLE and not CELERY_BROKER_URL:
         raise ImproperlyConfigured("RATELIMIT_ENABLE is on but CELERY_BROKER_URL (the rate-limit Redis) is unset.")
     CELERY_BROKER_URL = embedded_redis.ensure_running()  # development convenience, like the embedded PostgreSQL
 # A slow or unreachable Redis costs at most this much per request; the request is then served (fail open).
-RATELIMIT_REDIS_TIMEOUT_SECONDS = float(env_str("RATELIMIT_REDIS_TIMEOUT_SECONDS") or "0.2")
+RATELIMIT_REDIS_TIMEOUT_SECONDS = env_seconds("RATELIMIT_REDIS_TIMEOUT_SECONDS", 0.2)
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     RATELIMIT_USE_CACHE: {

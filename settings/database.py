@@ -21,7 +21,13 @@ def _prepared_statements(query: dict[str, str]) -> dict[str, Any]:
 
 
 def database_from_url(
-    url: str, *, conn_max_age: int, connect_timeout: int, app_name: str, health_check_idle_seconds: float = 0
+    url: str,
+    *,
+    conn_max_age: int,
+    connect_timeout: int,
+    app_name: str,
+    health_check_idle_seconds: float = 0,
+    unavailable_after_seconds: float = 2.0,
 ) -> dict[str, Any]:
     parsed = urlparse(url)
     if parsed.scheme not in {"postgres", "postgresql", "postgresql+psycopg"}:
@@ -49,6 +55,9 @@ def database_from_url(
         # when it ran a statement less than HEALTH_CHECK_IDLE_SECONDS ago (scorer_fast/db/postgresql/base.py).
         "CONN_HEALTH_CHECKS": True,
         "HEALTH_CHECK_IDLE_SECONDS": health_check_idle_seconds,
+        # Behind a transaction pooler a new transaction waits for a server connection, with no end while the
+        # database refuses them: the first answer of a request or transaction not in by then is a 503.
+        "UNAVAILABLE_AFTER_SECONDS": unavailable_after_seconds,
         # Server-side cursors need a session-long transaction; poolers in transaction mode break them.
         "DISABLE_SERVER_SIDE_CURSORS": True,
         "OPTIONS": options,

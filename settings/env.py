@@ -44,6 +44,20 @@ def env_int(name: str, default: int | None = None) -> int | None:
         raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def env_seconds(name: str, default: float) -> float:
+    """A positive number of seconds (a bound on a wait: zero or less would refuse every request)."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise ImproperlyConfigured(f"{name} must be a positive number of seconds, got {raw!r}")
+    return value
+
+
 def env_json(name: str, default: Any) -> Any:
     raw = env_str(name).strip()
     if not raw:

@@ -1,7 +1,9 @@
 """The test database is real PostgreSQL: the embedded server by default, DATABASE_URL when set.
 
 Its tables come from the models, or from the real schema when SCORER_SCHEMA_SQL names a pg_dump file
-(scripts/test runs the suite both ways).
+(scripts/test runs the suite both ways). With SCORER_POOLER=pgbouncer (scripts/test's pooled pass) the requests
+reach it through pgbouncer in transaction mode (tests/pooler.py); the test database itself is created and dropped
+directly.
 """
 
 import os
@@ -19,6 +21,7 @@ from scorer_fast.db.bootstrap import create_missing_tables, load_schema_sql
 from scorer_fast.services import api_keys, communities, use_cases
 from scorer_fast.services.scoring import proof_verifier
 from settings import embedded_redis
+from tests import pooler
 
 
 @pytest.fixture(scope="session")
@@ -32,9 +35,25 @@ def django_db_setup(django_test_environment, django_db_blocker):
         if schema := os.environ.get("SCORER_SCHEMA_SQL"):
             load_schema_sql(Path(schema))
         create_missing_tables()
-    yield
+        running = pooler.start(connection.settings_dict) if pooler.requested() else None
+        if running is not None:
+            connection.close()
+            pooler.route_through(running, connection.settings_dict)
+    yield running
     with django_db_blocker.unblock():
+        if running is not None:
+            connection.close()
+            pooler.route_directly(connection.settings_dict)
+            running.stop()
         connection.creation.destroy_test_db(original_name, verbosity=0)
+
+
+@pytest.fixture
+def pgbouncer(django_db_setup) -> pooler.Pgbouncer:
+    """The pooler the connection goes through; tests that need one are skipped outside the pooled pass."""
+    if django_db_setup is None:
+        pytest.skip("needs the pooled pass (SCORER_POOLER=pgbouncer, scripts/test)")
+    return django_db_setup
 
 
 def scorer_tables() -> list[str]:
@@ -57,6 +76,11 @@ def committed_db(request):
 
 @pytest.fixture(autouse=True)
 def _fresh_caches():
+    forget_worker_caches()
+
+
+def forget_worker_caches() -> None:
+    """A cold worker: every lookup the worker caches goes to the database."""
     proof_verifier().clear()
     use_cases._weights_cache.clear()
     communities.forget_all()

@@ -12,6 +12,8 @@ from typing import Any
 import psycopg
 from django.db import connection
 
+from tests import pooler
+
 # The header GET /internal/score/v2/... requires (settings/test.py sets the token).
 INTERNAL_AUTH = {"HTTP_AUTHORIZATION": "scorer-fast-test-internal-token"}
 
@@ -53,7 +55,9 @@ def failing_event_inserts(sqlstate: str = "P0001") -> Iterator[None]:
 
 
 def _connect(*, autocommit: bool) -> psycopg.Connection:
-    params = connection.settings_dict
+    """A connection of its own to the database itself (not through the pooler of the pooled pass: the real
+    backend pids are what lock waits are observed by)."""
+    params = pooler.direct_params() or connection.settings_dict
     kwargs = {"dbname": params["NAME"], "user": params["USER"], "password": params["PASSWORD"], "host": params["HOST"]}
     if params["PORT"]:
         kwargs["port"] = params["PORT"]

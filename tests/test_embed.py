@@ -9,7 +9,7 @@ from django.db import connection, connections
 from django.test import Client
 
 from scorer_fast.models import CeramicCache, Revocation, Score
-from tests import factories
+from tests import factories, pooler
 from tests.credentials import signed_stamp
 from tests.helpers import count_rows, failing_event_inserts, iso, without_timestamp
 from tests.test_integrity import run_concurrently
@@ -218,6 +218,7 @@ def test_sixteen_concurrent_posts_leave_one_live_row_per_provider(committed_db):
 
 
 @pytest.mark.skipif(bool(os.environ.get("DATABASE_URL")), reason="stops and restarts the embedded server")
+@pytest.mark.skipif(pooler.requested(), reason="direct connection; tests/test_pooler.py has the pooled outage")
 def test_with_the_database_down_routes_answer_503_quickly_and_recover(committed_db):
     from settings import embedded_pg
 
@@ -245,6 +246,7 @@ def test_with_the_database_down_routes_answer_503_quickly_and_recover(committed_
     assert Client().get(f"/internal/embed/score/{community.id}/{A}").status_code == 200
 
 
+@pytest.mark.skipif(pooler.requested(), reason="ends the session of a direct connection")
 @pytest.mark.parametrize(("idle_seconds", "statuses"), [(0, [200, 200]), (60, [503, 200])])
 def test_a_reused_connection_is_pinged_only_after_sitting_idle(committed_db, idle_seconds, statuses):
     """The server ends the worker's session between two requests. With the idle window at 0 the reuse ping finds

@@ -3,6 +3,7 @@ between our statements: results stay correct and no request ends in a 5xx. Each 
 deterministically: the foreign transaction holds its row locks until our statement waits on them, then commits."""
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -152,3 +153,35 @@ def test_a_write_conflict_that_outlasts_every_retry_is_a_503_and_writes_nothing(
         response = Client().get(f"/internal/score/v2/{community.id}/{A}", **INTERNAL_AUTH)
     assert (response.status_code, response.json()) == (503, {"detail": "Database busy, please retry."})
     assert (count_rows("registry_passport"), count_rows("registry_score"), count_rows("registry_event")) == (0, 0, 0)
+
+
+def test_a_row_lock_on_the_passport_does_not_hold_that_address_up(committed_db, settings):
+    """Another session keeps the address's passport row locked (FOR UPDATE, as a long admin edit or a stuck
+    transaction of the original does): that address's score is still read, recomputed and written at once, since
+    no statement of ours locks or updates the passport row once it exists."""
+    settings.FF_API_ANALYTICS = True
+    community = factories.community(weights={"Google": 1}, threshold="1")
+    key = factories.api_key(community.account)
+    factories.cache_stamp(A, signed_stamp(A, "Google"))
+    submit = json.dumps({"address": A, "scorer_id": community.id})
+    requests = {
+        "v2-score": lambda: Client().get(f"/v2/stamps/{community.id}/score/{A}", HTTP_X_API_KEY=key),
+        "internal-score": lambda: Client().get(f"/internal/score/v2/{community.id}/{A}", **INTERNAL_AUTH),
+        "submit-passport": lambda: Client().post(
+            "/registry/submit-passport", submit, content_type="application/json", HTTP_X_API_KEY=key
+        ),
+        "embed-score": lambda: Client().get(f"/internal/embed/score/{community.id}/{A}"),
+    }
+    assert requests["v2-score"]().status_code == 200  # the passport and score rows exist
+    with foreign_writer() as other:
+        other.execute("SELECT id FROM registry_passport WHERE address = %s FOR UPDATE", [A])
+        answers = {}
+        for name, send in requests.items():
+            started = time.monotonic()
+            answers[name] = (send().status_code, time.monotonic() - started)
+        still_held = other.execute("SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid()").fetchone()
+    print(f"\npassport row locked: slowest answer {max(s for _, s in answers.values()):.3f} s")
+    assert {name: status for name, (status, _) in answers.items()} == dict.fromkeys(requests, 200)
+    # At once (a wait on the row would end in a 503 after the 5 s lock timeout).
+    assert max(seconds for _, seconds in answers.values()) < 1.0
+    assert still_held and still_held[0] > 0

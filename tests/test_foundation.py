@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 
 from scorer_fast.models import Community
 from settings.checks import production_problems
+from settings.env import env_seconds
 from tests import factories
 
 REPO = Path(__file__).resolve().parent.parent
@@ -217,3 +219,14 @@ def test_ci_fails_loudly_when_the_real_schema_is_missing(tmp_path):
     result = subprocess.run(["bash", "scripts/test"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert "the real schema" in result.stderr and "missing.sql is missing" in result.stderr
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("", 2.0), ("0.5", 0.5), ("0", None), ("-1", None), ("soon", None)])
+def test_a_wait_bound_from_the_environment_is_a_positive_number_of_seconds(monkeypatch, raw, expected):
+    """DB_UNAVAILABLE_AFTER_SECONDS=0 would answer every request 503: refused at start-up, like a malformed one."""
+    monkeypatch.setenv("DB_UNAVAILABLE_AFTER_SECONDS", raw)
+    if expected is None:
+        with pytest.raises(ImproperlyConfigured, match="DB_UNAVAILABLE_AFTER_SECONDS must be a positive number"):
+            env_seconds("DB_UNAVAILABLE_AFTER_SECONDS", 2.0)
+    else:
+        assert env_seconds("DB_UNAVAILABLE_AFTER_SECONDS", 2.0) == expected

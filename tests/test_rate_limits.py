@@ -6,12 +6,17 @@ import json
 import logging
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.http import HttpResponse
 
 from scorer_fast.models import AccountAPIKey, AccountAPIKeyAnalytics
 from settings import embedded_redis
@@ -134,20 +139,51 @@ def test_a_refusal_writes_the_originals_429_usage_row(client, partner, rate_limi
     assert json.loads(row.response) == LIMITED and row.path_segments == ["registry", "submit-passport"]
 
 
+def timed(call: Callable[[], HttpResponse]) -> tuple[int, float]:
+    started = time.monotonic()
+    status = call().status_code
+    return status, time.monotonic() - started
+
+
 def test_an_unreachable_redis_serves_requests_until_it_is_back(client, partner, rate_limits_on, caplog):
     owner, community = partner
     key = key_with_rate(owner, "1/h")
     assert v2(client, community, key).status_code == 200
+    served = timed(lambda: v2(client, community, "x" + key))[1]  # what a request costs with Redis up (a 401)
     embedded_redis.stop()
     try:
         with caplog.at_level(logging.WARNING, logger="scorer_fast.services.rate_limits"):
-            responses = [v2(client, community, key), submit(client, community, key)]
-        assert [response.status_code for response in responses] == [200, 200]
+            answers = [timed(lambda: v2(client, community, key)), timed(lambda: submit(client, community, key))]
+        assert [status for status, _ in answers] == [200, 200]
         assert "rate-limit store unreachable" in caplog.text
     finally:
         embedded_redis.ensure_running()
+    # A refused connection is no wait: served about as fast as with Redis up (measured: 0.01 s each).
+    print(f"\nRedis down: answered in {max(s for _, s in answers):.3f} s")
+    assert max(seconds for _, seconds in answers) <= served + 0.1
     # Back up (empty, persistence is off): the same workers count again and limit again.
     assert [v2(client, community, key).status_code for _ in range(2)] == [200, 429]
+
+
+def test_a_frozen_redis_costs_a_request_at_most_its_socket_timeout(client, partner, rate_limits_on):
+    """SIGSTOP: Redis accepts the connection (the kernel does) and never answers. Each request waits
+    RATELIMIT_REDIS_TIMEOUT_SECONDS (0.2 s) for it at most, then is served; once thawed, limits count again."""
+    owner, community = partner
+    key = key_with_rate(owner, "1/h")
+    assert v2(client, community, key).status_code == 200  # the 1/h spent, the connection to Redis open
+    pid = int((embedded_redis.data_dir() / "redis.pid").read_text())
+    os.kill(pid, signal.SIGSTOP)
+    thaw = threading.Timer(5.0, os.kill, [pid, signal.SIGCONT])  # never left frozen, even if a request hangs
+    thaw.start()
+    try:
+        answers = [timed(lambda: v2(client, community, key)), timed(lambda: submit(client, community, key))]
+    finally:
+        thaw.cancel()
+        os.kill(pid, signal.SIGCONT)
+    print(f"\nRedis frozen: answered in {max(s for _, s in answers):.3f} s")
+    assert [status for status, _ in answers] == [200, 200]
+    assert max(seconds for _, seconds in answers) <= 0.5
+    assert v2(client, community, key).status_code == 429
 
 
 def test_production_never_starts_an_embedded_redis(tmp_path):

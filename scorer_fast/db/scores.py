@@ -19,6 +19,8 @@ _UPSERT_ATTEMPTS = 3
 # Serializes the writers of one address until commit (transaction-scoped: safe behind a transaction pooler).
 # Its parameter is `lock_key(address)`.
 ADDRESS_LOCK = "pg_advisory_xact_lock(hashtextextended(%s, 0))"
+# The same lock without waiting: true when taken (a durable transaction's opening statement must not wait).
+ADDRESS_LOCK_IF_FREE = "pg_try_advisory_xact_lock(hashtextextended(%s, 0))"
 
 
 def lock_key(address: str) -> str:

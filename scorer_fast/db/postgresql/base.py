@@ -1,4 +1,14 @@
-"""Django's PostgreSQL backend, with two changes for the hot path:
+"""Django's PostgreSQL backend, with a bounded wait for a server and two changes for the hot path:
+
+- a deadline on the database's first answer (`UNAVAILABLE_AFTER_SECONDS`, scorer_fast/db/postgresql/deadline.py):
+  behind a transaction pooler a request can otherwise wait without end for a server connection while the
+  database refuses them. Bounded are only the round trips that wait for nothing but a server: the reuse ping, a
+  new connection's set-up statements, the first statement of a request (its first transaction; not of a
+  management command, whose first statement may be a long read) and the opening statement of each durable
+  transaction
+  (`bound_next_answer()`, scorer_fast/db/transactions.py), never a later statement that may legitimately take long
+  (`statement_timeout` bounds those). When it runs out the connection is dropped and an OperationalError raised:
+  503 `Database unavailable.`;
 
 - the reuse health check (`CONN_HEALTH_CHECKS`) is skipped for a connection that ran a statement moments ago:
   under load every request would otherwise pay a `SELECT 1` round trip for a connection the previous request just
@@ -8,20 +18,92 @@
 """
 
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
+import psycopg
+from django.core.signals import request_finished, request_started
+from django.db import DatabaseError, OperationalError, connections
 from django.db.backends.postgresql import base
 from django.db.backends.utils import CursorWrapper
+from psycopg.pq import TransactionStatus
+
+from scorer_fast.db.postgresql.deadline import Wait, watchdog
+
+DEFAULT_UNAVAILABLE_AFTER_SECONDS = 2.0
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
     _last_cursor_at = float("-inf")
     _reusable: CursorWrapper | None = None
+    # The next round trip that starts a transaction waits for a server: bound it (set per request and per durable
+    # transaction; never outside a request, where a management command's first statement may be a long read).
+    _bound_next_answer = False
+    _ping_timed_out = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.execute_wrappers.append(self._first_answer_bounded)
+
+    def bound_next_answer(self, bounded: bool = True) -> None:
+        """The next statement opens a transaction and waits for nothing but a server: put it under the deadline."""
+        self._bound_next_answer = bounded
 
     def close_if_health_check_failed(self) -> None:
         idle = time.monotonic() - self._last_cursor_at
         if self.connection is not None and idle < self.settings_dict.get("HEALTH_CHECK_IDLE_SECONDS", 0):
             self.health_check_done = True  # used moments ago: a broken link surfaces as a 503, then reconnects
+        self._ping_timed_out = False
         super().close_if_health_check_failed()
+        if self._ping_timed_out:
+            # Django would reconnect and wait again: the pooler that did not answer the ping holds the new
+            # connection's first statement just the same. The request's bound is spent.
+            raise OperationalError(self._no_answer_message())
+
+    def init_connection_state(self) -> None:
+        """A new connection's own statements (Django's `SET TIME ZONE` when the server's differs, a role, an
+        isolation level) go through psycopg directly, not the execute wrappers: behind a pooler they wait for a
+        server like a first statement, so inside a request they are bounded the same way."""
+        if not self._bound_next_answer:
+            super().init_connection_state()
+            return
+        with self._answer_deadline():
+            super().init_connection_state()
+
+    def is_usable(self) -> bool:
+        if self.connection is None or self.connection.closed:
+            return False
+        with self._answer_deadline() as wait:
+            usable = super().is_usable()
+        self._ping_timed_out = wait.expired
+        return usable
+
+    def _first_answer_bounded(
+        self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]
+    ) -> Any:
+        if not self._bound_next_answer or self.connection.info.transaction_status != TransactionStatus.IDLE:
+            return execute(sql, params, many, context)  # inside a transaction a server is linked already
+        self._bound_next_answer = False
+        with self._answer_deadline():
+            return execute(sql, params, many, context)
+
+    @contextmanager
+    def _answer_deadline(self) -> Iterator[Wait]:
+        """The block's round trip is cut when it has no answer in time; the error it then raises says so."""
+        with watchdog.bound(self.connection.fileno(), self._unavailable_after()) as wait:
+            try:
+                yield wait
+            except (DatabaseError, psycopg.Error) as exc:  # Django's, or psycopg's own before Django wraps it
+                if wait.expired:
+                    raise OperationalError(self._no_answer_message()) from exc
+                raise
+
+    def _unavailable_after(self) -> float:
+        return self.settings_dict.get("UNAVAILABLE_AFTER_SECONDS", DEFAULT_UNAVAILABLE_AFTER_SECONDS)
+
+    def _no_answer_message(self) -> str:
+        return f"no answer from the database within {self._unavailable_after()} s"
 
     def create_cursor(self, name=None):
         self._last_cursor_at = time.monotonic()
@@ -46,3 +128,20 @@ class DatabaseWrapper(base.DatabaseWrapper):
             self.validate_thread_sharing()
             self._last_cursor_at = time.monotonic()
         return reusable
+
+
+def _bound_the_first_answer_of_each_request(**kwargs: Any) -> None:
+    for connection in connections.all():  # this thread's, connected or not yet
+        if isinstance(connection, DatabaseWrapper):
+            connection.bound_next_answer()
+
+
+def _unbound_after_the_request(**kwargs: Any) -> None:
+    """A request that never reached the database leaves nothing for the statements that follow outside one."""
+    for connection in connections.all(initialized_only=True):
+        if isinstance(connection, DatabaseWrapper):
+            connection.bound_next_answer(False)
+
+
+request_started.connect(_bound_the_first_answer_of_each_request, dispatch_uid="scorer_fast.db.bound_first_answer")
+request_finished.connect(_unbound_after_the_request, dispatch_uid="scorer_fast.db.unbound_after_request")
