@@ -2,14 +2,16 @@
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from scorer_fast.db import sql
+from scorer_fast.db.scores import ScoringSnapshot
 from scorer_fast.domain import proofs
+from scorer_fast.domain.credentials import CachedStamp
 from scorer_fast.models import CeramicCache, Event, HashScorerLink, Revocation, Score, Stamp
 from scorer_fast.services import scoring
 from settings.database import database_from_url
@@ -249,3 +251,22 @@ def test_an_unknown_scorer_is_reported_before_an_invalid_address(client):
     assert "Invalid scorer_id" in embed.content.decode()
     community = factories.community(owner=owner)
     assert "Invalid address" in client.get(f"/v2/stamps/{community.id}/score/0x12", HTTP_X_API_KEY=key).content.decode()
+
+
+def test_under_the_lock_unchanged_stamps_are_checked_again_for_expiry_only():
+    """The stamps the lock's statement confirms unchanged keep the verdicts of the check before the transaction;
+    only expiry, which depends on the time, is tested again: a stamp that expired in between no longer counts."""
+    lasting = CachedStamp("Google", signed_stamp(A, "Google"))
+    expiring = CachedStamp("Ens", signed_stamp(A, "Ens", days_valid=1 / 24))  # an hour from now
+    proofs_ahead = scoring.check_proofs_ahead(A, stored=[lasting, expiring])
+    assert proofs_ahead.unchanged_valid == [lasting, expiring]
+    later = datetime.now(UTC) + timedelta(hours=2)
+
+    def under_the_lock(stamps: list[CachedStamp], *, as_expected: bool) -> list[CachedStamp]:
+        snapshot = ScoringSnapshot(1, 1, stamps, [], [], {}, set(), 0, stamps_as_expected=as_expected)
+        return scoring._valid_under_lock(A, snapshot, now=later, proofs=proofs_ahead)
+
+    assert under_the_lock([lasting, expiring], as_expected=True) == [lasting]
+    # read again under the lock (another writer changed the rows): the whole check runs on what was read
+    other = CachedStamp("Github", signed_stamp(A, "Github"))
+    assert under_the_lock([lasting, expiring, other], as_expected=False) == [lasting, other]

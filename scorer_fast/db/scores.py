@@ -44,6 +44,8 @@ class ScoringSnapshot:
     links: dict[str, Link]  # registry_hashscorerlink of every nullifier the live stamps carry, in this community
     human_key_providers: set[str]  # registry_humanpoints HKY providers (human points reads only)
     qualified_communities: int  # registry_humanpointscommunityqualifiedusers rows of the address, this one included
+    # `stamps` are the `expected` stamps, confirmed under the lock to be the live rows still (same versions)
+    stamps_as_expected: bool = False
 
 
 @dataclass(frozen=True)
@@ -190,7 +192,7 @@ def scoring_snapshot(
             and record.score_id is not None
             and record.stamp_versions == [stamp.version for stamp in expected]
         ):
-            return _snapshot(record, expected)
+            return _snapshot(record, expected, as_expected=True)
     for _ in range(_UPSERT_ATTEMPTS):
         record = sql.fetch_one(_SnapshotRecord, _STATEMENTS[(_SNAPSHOT, with_points)], params)
         if record is not None and record.score_id is not None:
@@ -213,7 +215,7 @@ def _lookup_hashes(credential: object) -> list[str]:
     return [value for value in values if isinstance(value, str)]
 
 
-def _snapshot(record: _SnapshotRecord, stamps: list[CachedStamp]) -> ScoringSnapshot:
+def _snapshot(record: _SnapshotRecord, stamps: list[CachedStamp], *, as_expected: bool = False) -> ScoringSnapshot:
     assert record.score_id is not None
     links = {}
     if record.link_hashes:
@@ -234,6 +236,7 @@ def _snapshot(record: _SnapshotRecord, stamps: list[CachedStamp]) -> ScoringSnap
         links=links,
         human_key_providers=set(record.human_key_providers or ()),
         qualified_communities=qualified,
+        stamps_as_expected=as_expected,
     )
 
 

@@ -18,7 +18,7 @@ from scorer_fast.db.sql import Statement
 from scorer_fast.domain import human_points
 from scorer_fast.domain.addresses import did_for
 from scorer_fast.domain.computation import ScoreFields, ScorerConfig, compute_score
-from scorer_fast.domain.credentials import CachedStamp, select_valid_stamps
+from scorer_fast.domain.credentials import CachedStamp, kept_expiration, select_valid_stamps
 from scorer_fast.domain.dedup import DedupPlan, Link, plan_lifo, stamp_nullifiers
 from scorer_fast.domain.formats import score_update_event_data
 from scorer_fast.domain.proofs import ProofVerifier, RequestProofs
@@ -54,7 +54,9 @@ def check_proofs_ahead(
         proofs.unchanged_stamps = list(stored)
     stamps = [stamp for stamp in stored if stamp.provider not in replaced_providers]
     with timed_step("verify_credentials"):
-        valid_stamps(address, [*stamps, *added], now=datetime.now(UTC), proofs=proofs)
+        valid = valid_stamps(address, [*stamps, *added], now=datetime.now(UTC), proofs=proofs)
+    if proofs.unchanged_stamps is not None:
+        proofs.unchanged_valid = valid
     return proofs
 
 
@@ -129,7 +131,7 @@ def _run_pipeline(
 ) -> ScoreFields:
     """Adds to `writes` the rows to write with the score (they go in one statement after scoring)."""
     config = scoring_setup(community)
-    valid = valid_stamps(address, snapshot.stamps, now=now, proofs=proofs)
+    valid = _valid_under_lock(address, snapshot, now=now, proofs=proofs)
     with timed_step("deduplicate"):
         plan = _deduplicate(address=address, community_id=community.id, stamps=valid, links=snapshot.links, now=now)
     with timed_step("write_score"):
@@ -145,6 +147,16 @@ def _run_pipeline(
                 address=address, community_id=community.id, kept=plan.kept, snapshot=snapshot, now=now
             )
     return fields
+
+
+def _valid_under_lock(
+    address: str, snapshot: ScoringSnapshot, *, now: datetime, proofs: RequestProofs
+) -> list[CachedStamp]:
+    """The valid stamps of the snapshot. When they are the stamps checked before the transaction (same row versions),
+    that check's answer holds but for expiry, the one test that depends on the time: only that is tested again."""
+    if snapshot.stamps_as_expected and proofs.unchanged_valid is not None:
+        return [stamp for stamp in proofs.unchanged_valid if kept_expiration(stamp.credential) >= now]
+    return valid_stamps(address, snapshot.stamps, now=now, proofs=proofs)
 
 
 def score_as_of(
