@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from scorer_fast.db import sql
 from scorer_fast.db.scores import ScoringSnapshot
+from scorer_fast.db.transactions import run_durable
 from scorer_fast.domain import proofs
 from scorer_fast.domain.credentials import CachedStamp
 from scorer_fast.models import CeramicCache, Event, HashScorerLink, Revocation, Score, Stamp
@@ -36,7 +37,7 @@ def statements(capture: CaptureQueriesContext) -> list[str]:
     return [" ".join(query["sql"].split()) for query in capture.captured_queries]
 
 
-def test_a_warm_v2_score_with_every_production_flag_is_seven_statements(committed_db, production_flags, client):
+def test_a_warm_v2_score_with_every_production_flag_is_six_round_trips(committed_db, production_flags, client):
     owner = factories.account()
     community = factories.community(
         owner=owner, weights={p: 2 for p in PROVIDERS}, threshold="1", human_points_program=True
@@ -56,10 +57,10 @@ def test_a_warm_v2_score_with_every_production_flag_is_seven_statements(committe
         # the API key and the scorer setup come from the worker's caches (tests/test_worker_caches.py)
         "SELECT ARRAY(SELECT ARRAY[t.provider, t.stamp, t.version]",  # the live stamps: before the lock
         "BEGIN",
-        "SELECT pg_advisory_xact_lock(",  # with the transaction's timeouts
-        # passport and score ids (no upserts: the rows exist), the live stamps' versions only (they were read ahead),
+        # the address lock with the transaction's timeouts, then (same round trip, once the lock is granted) passport
+        # and score ids (no upserts: the rows exist), the live stamps' versions only (they were read ahead),
         # registry stamps, links, points rows
-        "SELECT p.id AS passport_id, s.id AS score_id",
+        "SELECT pg_advisory_xact_lock(",
         "WITH w0 AS (INSERT INTO registry_humanpointscommunityqualifiedusers",  # every write after scoring
         "COMMIT",
         # the usage row, after the commit, without waiting for its WAL flush
@@ -69,9 +70,12 @@ def test_a_warm_v2_score_with_every_production_flag_is_seven_statements(committe
     assert len(sent) == len(expected_starts), sent
     for statement, start in zip(sent, expected_starts, strict=True):
         assert statement.startswith(start), (start, statement[:120])
-    snapshot = sent[3]
+    lock, _, snapshot = sent[2].partition(";")
+    assert "pg_advisory_xact_lock" in lock and snapshot.strip().startswith(
+        "SELECT p.id AS passport_id, s.id AS score_id"
+    )
     assert "ARRAY[t.provider, t.stamp" not in snapshot and "jsonb_array_elements" not in snapshot  # read once
-    final_write = sent[4]
+    final_write = sent[3]
     assert "UPDATE registry_score" in final_write and "INSERT INTO registry_event" in final_write
     # unchanged registry stamps are left alone, only checked for a rewrite by another writer in the same statement
     assert "DELETE FROM registry_stamp" not in final_write and "INSERT INTO registry_stamp" not in final_write
@@ -131,7 +135,7 @@ def test_stamps_changed_after_the_read_ahead_are_read_again_under_the_lock(commi
         body = client.get(url, **INTERNAL_AUTH).json()
 
     sent = statements(capture)
-    checked = [s for s in sent if s.startswith("SELECT p.id AS passport_id, s.id AS score_id")]
+    checked = [s for s in sent if "SELECT p.id AS passport_id, s.id AS score_id" in s]
     assert len(checked) == 1 and len([s for s in sent if s.startswith("WITH p_ins")]) == 1  # check, then full read
     if change == "update_in_place":
         assert body["score"] == "3.00000"
@@ -160,7 +164,8 @@ def test_a_rescore_keeps_a_deduplicated_stamp_without_touching_the_links(committ
     assert body["stamps"]["Google"]["dedup"] is True and body["stamps"]["Ens"]["dedup"] is False
     sent = statements(capture)
     snapshots = ("WITH p_ins", "SELECT p.id AS passport_id")
-    assert not [s for s in sent if "registry_hashscorerlink" in s and not s.startswith(snapshots)], sent
+    reads = [s.partition(";")[2].strip() if s.startswith("SELECT pg_advisory_xact_lock(") else s for s in sent]
+    assert not [s for s in reads if "registry_hashscorerlink" in s and not s.startswith(snapshots)], sent
     assert not [s for s in sent if s.startswith("SAVEPOINT")], sent
 
 
@@ -270,3 +275,31 @@ def test_under_the_lock_unchanged_stamps_are_checked_again_for_expiry_only():
     # read again under the lock (another writer changed the rows): the whole check runs on what was read
     other = CachedStamp("Github", signed_stamp(A, "Github"))
     assert under_the_lock([lasting, expiring, other], as_expected=False) == [lasting, other]
+
+
+ADVISORY_LOCKS_HELD = "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+
+
+@pytest.mark.django_db
+def test_the_address_lock_travels_with_the_first_statement_and_is_held_when_it_runs():
+    with CaptureQueriesContext(connection) as capture:
+        held = run_durable(lambda: sql.count(ADVISORY_LOCKS_HELD + " AND %s", [True]), lock_address=A)
+
+    assert held == 1  # the cursor is left on the second statement's result, which ran after the lock
+    sent = [s for s in statements(capture) if "SAVEPOINT" not in s]  # the test's transaction
+    assert len(sent) == 1 and sent[0].startswith("SELECT pg_advisory_xact_lock(") and ADVISORY_LOCKS_HELD in sent[0]
+
+
+@pytest.mark.django_db
+def test_a_first_statement_from_elsewhere_is_preceded_by_the_address_lock_alone():
+    """The ORM (or Django's savepoints) cannot carry the lock's statement: it is sent alone before theirs."""
+
+    def work() -> int:
+        Score.objects.count()
+        with connection.cursor() as cursor:
+            cursor.execute(ADVISORY_LOCKS_HELD)
+            return cursor.fetchone()[0]
+
+    with CaptureQueriesContext(connection) as capture:
+        assert run_durable(work, lock_address=A) == 1
+    assert not [s for s in statements(capture) if "pg_advisory_xact_lock" in s]  # sent underneath the ORM's log

@@ -8,11 +8,14 @@ events.py (events, human points, API usage rows).
 """
 
 import json
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any, TypeVar
 
+import psycopg
 from django.db import connection
 from django.db.backends.utils import CursorWrapper
 
@@ -34,15 +37,62 @@ def cursor() -> CursorWrapper:
     return connection.reusable_cursor()
 
 
+# --- a statement sent in the round trip of the next one ------------------------------------------------------
+
+_pending = threading.local()  # Django's connections are per thread, and so is what waits for one
+
+
+@contextmanager
+def sent_with_next_statement(statement: Statement) -> Iterator[None]:
+    """Within the block, `statement` (its result unused) goes to PostgreSQL in front of the next statement: both
+    in one simple-query message, one round trip. They still run one after the other, each on its own snapshot
+    (READ COMMITTED), so the second one sees whatever committed while the first waited (a lock, say). A statement
+    that cannot carry it (one not sent through this module, server-side binding, executemany) is preceded by
+    `statement` alone, as it would be without the block."""
+    _pending.statement = statement
+    try:
+        with connection.execute_wrapper(_send_pending_alone):
+            yield
+    finally:
+        _pending.statement = None
+
+
+def _take_pending() -> Statement | None:
+    statement = getattr(_pending, "statement", None)
+    _pending.statement = None
+    return statement
+
+
+def _send_pending_alone(execute: Callable, sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
+    pending = _take_pending()
+    if pending is not None:
+        execute(pending.sql, pending.params, False, context)
+    return execute(sql, params, many, context)
+
+
+def _execute(c: CursorWrapper, sql: str, params: Params) -> None:
+    """`c.execute`, carrying the pending statement of `sent_with_next_statement` when there is one; the cursor is
+    left on this statement's result."""
+    pending = getattr(_pending, "statement", None)
+    if pending is None or not isinstance(c.cursor, psycopg.ClientCursor):
+        c.execute(sql, params)
+        return
+    _take_pending()
+    # the pending statement as SQL text, its %-signs doubled: it is placed in front of a statement with parameters
+    prefix = c.cursor.mogrify(pending.sql, pending.params).replace("%", "%%")
+    c.execute(f"{prefix};\n{sql}", params)
+    c.nextset()
+
+
 def rows(sql: str, params: Params = ()) -> list[tuple]:
     c = cursor()
-    c.execute(sql, params)
+    _execute(c, sql, params)
     return c.fetchall()
 
 
 def one(sql: str, params: Params = ()) -> tuple | None:
     c = cursor()
-    c.execute(sql, params)
+    _execute(c, sql, params)
     return c.fetchone()
 
 
@@ -53,7 +103,7 @@ def count(sql: str, params: Params = ()) -> int:
 
 def execute(sql: str, params: Params = ()) -> int:
     c = cursor()
-    c.execute(sql, params)
+    _execute(c, sql, params)
     return c.rowcount
 
 
@@ -98,14 +148,14 @@ def _column_names(record: type, sql: str, c: CursorWrapper) -> list[str]:
 def fetch_one(record: type[R], sql: str, params: Params = ()) -> R | None:
     """The first row as a `record` (a dataclass whose fields are the statement's column names), or None."""
     c = cursor()
-    c.execute(sql, params)
+    _execute(c, sql, params)
     row = c.fetchone()
     return None if row is None else record(**dict(zip(_column_names(record, sql, c), row, strict=True)))
 
 
 def fetch_all(record: type[R], sql: str, params: Params = ()) -> list[R]:
     c = cursor()
-    c.execute(sql, params)
+    _execute(c, sql, params)
     found = c.fetchall()
     if not found:
         return []

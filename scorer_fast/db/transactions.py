@@ -35,8 +35,7 @@ def run_durable(work: Callable[[], T], *, lock_address: str | None = None) -> T:
     it fail."""
     for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
         try:
-            with transaction.atomic(durable=True):
-                _start(lock_address)
+            with transaction.atomic(durable=True), sql.sent_with_next_statement(_start(lock_address)):
                 return work()
         except (IntegrityError, OperationalError) as exc:
             if sqlstate(exc) not in RETRYABLE_SQLSTATES:
@@ -51,16 +50,16 @@ def run_durable(work: Callable[[], T], *, lock_address: str | None = None) -> T:
     raise AssertionError("unreachable")  # the last attempt returns or raises
 
 
-def _start(lock_address: str | None) -> None:
+def _start(lock_address: str | None) -> sql.Statement:
     """Bound every statement and lock wait of the transaction (SET LOCAL semantics: nothing leaks to the next
     client of a pooled connection, and no startup option a transaction pooler might refuse), then take the address
-    lock — one round trip. The timeouts are set in a subquery, so they apply to the lock wait of the same statement
-    (`OFFSET 0` keeps the planner from folding it into the lock's projection)."""
+    lock: one statement, sent in the round trip of the transaction's first one (`sql.sent_with_next_statement`),
+    which starts once the lock is granted. The timeouts are set in a subquery, so they apply to the lock wait of
+    the same statement (`OFFSET 0` keeps the planner from folding it into the lock's projection)."""
     timeouts = [f"{settings.DB_STATEMENT_TIMEOUT_MS}ms", f"{settings.DB_LOCK_TIMEOUT_MS}ms"]
     set_timeouts = "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true) OFFSET 0"
     if lock_address is None:
-        sql.execute(set_timeouts, timeouts)
-    else:
-        sql.execute(
-            f"SELECT {scores.ADDRESS_LOCK} FROM ({set_timeouts}) timeouts", [scores.lock_key(lock_address), *timeouts]
-        )
+        return sql.Statement(set_timeouts, timeouts)
+    return sql.Statement(
+        f"SELECT {scores.ADDRESS_LOCK} FROM ({set_timeouts}) timeouts", [scores.lock_key(lock_address), *timeouts]
+    )
