@@ -149,6 +149,9 @@ class RequestProofs:
         self.unchanged_stamps: list[CachedStamp] | None = None
         # which of `unchanged_stamps` the check before the transaction kept (valid then)
         self.unchanged_valid: list[CachedStamp] | None = None
+        # `unchanged_stamps` were not read for this request but remembered from an earlier one: only usable when
+        # the read under the lock confirms them
+        self.guessed = False
 
     def verify_stamps(self, stamps: list[CachedStamp]) -> list[bool]:
         return self._verifier.verify_stamps(stamps, self._memo)

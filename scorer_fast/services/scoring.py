@@ -42,13 +42,17 @@ def check_proofs_ahead(
     stored: Sequence[CachedStamp],
     replaced_providers: Collection[str] = (),
     added: Sequence[CachedStamp] = (),
+    guessed: bool = False,
 ) -> RequestProofs:
     """Verify, before the transaction, the proofs scoring will need: the address's stamps as they will be after
     this request's write. didkit (up to 100 proofs) then never runs while a pooled connection or the address lock
     is held; the check under the lock is answered from this request's memory and the verdict cache, and only a
     stamp another writer changed in between reaches didkit there. `stored`: the address's live stamps, read with
-    the community (`keys.community_of_account` / `keys.community_and_stamps`)."""
+    the community (`keys.community_of_account` / `keys.community_and_stamps`), or `guessed`: the stamps the worker
+    last read (scorer_fast/services/seen_stamps.py), which scoring refuses to use unless the lock's statement finds
+    them unchanged (GuessedStampsChanged)."""
     proofs = RequestProofs(proof_verifier())
+    proofs.guessed = guessed
     proofs.read = {stamp.text: stamp for stamp in stored if stamp.text is not None}
     if not replaced_providers and not added:
         proofs.unchanged_stamps = list(stored)
@@ -86,6 +90,8 @@ def score_address(*, address: str, community: CommunityRow, proofs: RequestProof
         known=proofs.read,
         expected=proofs.unchanged_stamps,
     )
+    if proofs.guessed and not snapshot.stamps_as_expected:
+        raise GuessedStampsChanged()  # before any write: the transaction is rolled back, the request starts over
     annotate(stamp_count=len(snapshot.stamps))
     writes = _Writes()
     try:
@@ -106,6 +112,10 @@ def score_address(*, address: str, community: CommunityRow, proofs: RequestProof
         # Another writer replaced registry_stamp after our snapshot: ours is the latest scoring, so its rows win.
         sql.execute_together(scores.stamps_replace(snapshot.passport_id, writes.kept))
     return fields
+
+
+class GuessedStampsChanged(Exception):
+    """The live stamps are not the guessed ones (another writer changed them since this worker read them)."""
 
 
 @dataclass
