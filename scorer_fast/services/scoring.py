@@ -20,7 +20,7 @@ from scorer_fast.domain.addresses import did_for
 from scorer_fast.domain.computation import ScoreFields, ScorerConfig, compute_score
 from scorer_fast.domain.credentials import CachedStamp, kept_expiration, select_valid_stamps
 from scorer_fast.domain.dedup import DedupPlan, Link, plan_lifo, stamp_nullifiers
-from scorer_fast.domain.formats import score_update_event_data
+from scorer_fast.domain.formats import score_update_event_json
 from scorer_fast.domain.proofs import ProofVerifier, RequestProofs
 from scorer_fast.errors import ScoringFailure
 from scorer_fast.observability import annotate, timed_step
@@ -105,7 +105,7 @@ def score_address(*, address: str, community: CommunityRow, proofs: RequestProof
         fields = ScoreFields.failed(str(failure))
     writes.statements.append(scores.score_update(snapshot.score_id, fields))
     if fields.status == "DONE":
-        event = score_update_event_data(score_id=snapshot.score_id, passport_id=snapshot.passport_id, fields=fields)
+        event = score_update_event_json(score_id=snapshot.score_id, passport_id=snapshot.passport_id, fields=fields)
         writes.events.append(("SCU", event))
     writes.statements += events.events_insert(address, community.id, writes.events, now)
     if sql.execute_together(writes.statements, probe=writes.stamps_probe):
@@ -124,7 +124,7 @@ class _Writes:
     so their ids keep the order they were added in (LDP before SCU)."""
 
     statements: list[Statement] = field(default_factory=list)
-    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    events: list[tuple[str, dict[str, Any] | str]] = field(default_factory=list)
     # registry_stamp looked unchanged: check that at write time, and rewrite it with `kept` if it was not
     stamps_probe: Statement | None = None
     kept: list[CachedStamp] = field(default_factory=list)
