@@ -329,10 +329,10 @@ def test_a_guess_the_live_rows_contradict_is_dropped_and_the_request_starts_over
 
     assert body["score"] == expected_score and sorted(body["stamps"]) == expected_stamps
     sent = statements(capture)
+    # the lock and the check of the guess, then nothing more: no upserts (not even a sequence value is used up)
     starts = [
         "BEGIN",
         "SELECT pg_advisory_xact_lock(",
-        "WITH p_ins",
         "ROLLBACK",
         "SELECT ARRAY(SELECT ARRAY[t.provider",
     ]

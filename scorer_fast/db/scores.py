@@ -173,11 +173,14 @@ def scoring_snapshot(
     with_points: bool,
     known: Mapping[str, CachedStamp] | None = None,
     expected: list[CachedStamp] | None = None,
-) -> ScoringSnapshot:
+    expected_only: bool = False,
+) -> ScoringSnapshot | None:
     """Upsert the passport and its score row, then read the stamps, the stored registry stamps, the hash links
     and (`with_points`) the human-points rows — one round trip, under the address lock. With `expected` (the
     address's stamps as read before the transaction, versions included), the statement checks that they are still
-    the live rows instead of reading them again; only when another writer changed them is the full read sent.
+    the live rows instead of reading them again; only when another writer changed them is the full read sent, or,
+    with `expected_only`, nothing more: None (the caller starts over, having written nothing, not even the upserts'
+    sequence values).
 
     When another transaction (the original service, say) inserts the passport or score row and commits while this
     statement waits on it, the insert does nothing and the statement's snapshot predates that commit, so no row
@@ -193,6 +196,8 @@ def scoring_snapshot(
             and record.stamp_versions == [stamp.version for stamp in expected]
         ):
             return _snapshot(record, expected, as_expected=True)
+    if expected_only:
+        return None
     for _ in range(_UPSERT_ATTEMPTS):
         record = sql.fetch_one(_SnapshotRecord, _STATEMENTS[(_SNAPSHOT, with_points)], params)
         if record is not None and record.score_id is not None:

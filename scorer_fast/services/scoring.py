@@ -89,8 +89,9 @@ def score_address(*, address: str, community: CommunityRow, proofs: RequestProof
         with_points=_may_earn_human_points(community, now),
         known=proofs.read,
         expected=proofs.unchanged_stamps,
+        expected_only=proofs.guessed,
     )
-    if proofs.guessed and not snapshot.stamps_as_expected:
+    if snapshot is None:
         raise GuessedStampsChanged()  # before any write: the transaction is rolled back, the request starts over
     annotate(stamp_count=len(snapshot.stamps))
     writes = _Writes()
