@@ -341,16 +341,3 @@ def test_a_guess_the_live_rows_contradict_is_dropped_and_the_request_starts_over
     with CaptureQueriesContext(connection) as capture:  # the fresh read is the next guess
         assert client.get(url, **INTERNAL_AUTH).json()["score"] == expected_score
     assert not [s for s in statements(capture) if s.startswith(("WITH p_ins", "SELECT ARRAY(SELECT ARRAY[t.provider"))]
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        '{"a": 1.0, "b": [1, 2.5e-3, -0, "x"], "c": {"d": null, "e": true}}',
-        '{"n": 123456789012345678901234567890}',  # beyond 64 bits: json's turn
-        "[1e400, 1.00, 0.1]",
-        '{"s": "\\u00e9\\ud83d\\ude00", "k": "\\u0000"}',
-    ],
-)
-def test_stored_json_is_parsed_to_the_values_pythons_json_gives(text):
-    assert repr(sql.json_value(text)) == repr(json.loads(text))

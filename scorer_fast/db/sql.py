@@ -8,7 +8,6 @@ events.py (events, human points, API usage rows).
 """
 
 import json
-import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -16,7 +15,6 @@ from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any, TypeVar
 
-import orjson
 import psycopg
 from django.db import connection
 from django.db.backends.utils import CursorWrapper
@@ -166,21 +164,8 @@ def fetch_all(record: type[R], sql: str, params: Params = ()) -> list[R]:
 
 
 def json_value(value: Any) -> Any:
-    """Django's psycopg setup hands jsonb over as text; parse it the way the original did (floats, not Decimal).
-    orjson gives the same values several times faster, except for integers beyond 64 bits (it makes them floats)
-    and numbers beyond a float's range (it refuses them): a text with 19 digits in a row (perhaps inside a string)
-    or one orjson refuses goes to json."""
-    if not isinstance(value, (str, bytes)):
-        return value
-    if isinstance(value, str) and not _LONG_DIGIT_RUN.search(value):
-        try:
-            return orjson.loads(value)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(value)
-
-
-_LONG_DIGIT_RUN = re.compile(r"\d{19}")  # 2**63 has 19 digits
+    """Django's psycopg setup hands jsonb over as text; parse it the way the original did (floats, not Decimal)."""
+    return json.loads(value) if isinstance(value, (str, bytes)) else value
 
 
 def jsonb(value: Any) -> str | None:
