@@ -217,3 +217,12 @@ def test_ci_fails_loudly_when_the_real_schema_is_missing(tmp_path):
     result = subprocess.run(["bash", "scripts/test"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert "the real schema" in result.stderr and "missing.sql is missing" in result.stderr
+
+
+@pytest.mark.django_db
+def test_only_pages_outside_the_api_get_the_admins_session_user_and_messages(client):
+    """API routes read none of them, so their hooks are skipped there (scorer_fast/middleware.py)."""
+    api = client.get("/v2/stamps/1/score/0x" + "a" * 40, HTTP_X_API_KEY="not-a-key").wsgi_request
+    page = client.get("/admin/login/").wsgi_request
+    assert not any(hasattr(api, name) for name in ("session", "user", "_messages"))
+    assert all(hasattr(page, name) for name in ("session", "user", "_messages"))
