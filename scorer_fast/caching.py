@@ -35,5 +35,8 @@ class TtlCache(Generic[K, V]):
             self._entries.clear()
         self._entries[key] = (read_at, value)
 
+    def forget(self, key: K) -> None:
+        self._entries.pop(key, None)
+
     def clear(self) -> None:
         self._entries.clear()

@@ -7,7 +7,11 @@ import time
 import uuid
 
 from django.conf import settings
+from django.contrib.auth.middleware import AuthenticationMiddleware
+from django.contrib.messages.middleware import MessageMiddleware
+from django.contrib.sessions.middleware import SessionMiddleware
 from django.http import HttpRequest, HttpResponse
+from django.utils.deprecation import MiddlewareMixin
 from opentelemetry.trace import SpanKind
 
 from scorer_fast.http import CORS_HEADERS, error_response
@@ -117,3 +121,25 @@ class ApiUsageMiddleware:
         response = self.get_response(request)
         record_api_usage(request, response)
         return response
+
+
+# The admin's session, user and messages: nothing an API route reads or answers with (a route that never touches
+# `request.session` or `request.user` gets no cookie or header from them), so API paths skip their request and
+# response hooks, work every request would otherwise pay for. Subclasses, so Django's admin checks still find them.
+class _OutsideTheApiOnly(MiddlewareMixin):
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith(_API_PREFIXES):
+            return self.get_response(request)
+        return super().__call__(request)
+
+
+class PagesSessionMiddleware(_OutsideTheApiOnly, SessionMiddleware):
+    pass
+
+
+class PagesAuthenticationMiddleware(_OutsideTheApiOnly, AuthenticationMiddleware):
+    pass
+
+
+class PagesMessageMiddleware(_OutsideTheApiOnly, MessageMiddleware):
+    pass

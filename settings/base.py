@@ -142,10 +142,11 @@ MIDDLEWARE = [
     "scorer_fast.middleware.RequestContextMiddleware",
     "scorer_fast.middleware.ApiUsageMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # the admin's session, CSRF, user and messages; the first, third and fourth only outside the API routes
+    "scorer_fast.middleware.PagesSessionMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "scorer_fast.middleware.PagesAuthenticationMiddleware",
+    "scorer_fast.middleware.PagesMessageMiddleware",
 ]
 ROOT_URLCONF = "scorer_fast.urls"
 WSGI_APPLICATION = "scorer_fast.wsgi.application"

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import connection
 
 from scorer_fast.db.bootstrap import create_missing_tables, load_schema_sql
-from scorer_fast.services import api_keys, communities, use_cases
+from scorer_fast.services import api_keys, communities, seen_stamps, use_cases
 from scorer_fast.services.scoring import proof_verifier
 from settings import embedded_redis
 from tests import pooler
@@ -85,6 +85,7 @@ def forget_worker_caches() -> None:
     use_cases._weights_cache.clear()
     communities.forget_all()
     api_keys.forget_all()
+    seen_stamps.forget_all()
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -1,5 +1,6 @@
 """Pure domain logic, no database: number formats, LIFO planning, human-points awards."""
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -9,7 +10,7 @@ from scorer_fast.domain.addresses import normalize_address
 from scorer_fast.domain.computation import ScoreFields, ScorerConfig, compute_score
 from scorer_fast.domain.credentials import CachedStamp, credential_problems
 from scorer_fast.domain.dedup import Link, plan_lifo, stamp_nullifiers
-from scorer_fast.domain.formats import score_response, score_update_event_data
+from scorer_fast.domain.formats import score_response, score_update_event_json
 from scorer_fast.domain.human_points import PROVIDER_ACTIONS, stamp_awards
 from scorer_fast.errors import InvalidAddress
 
@@ -76,7 +77,7 @@ def test_the_scu_event_uses_djangos_serializer_format():
     fields = compute_score(
         kept=[stamp("A", expires="2026-12-08T03:54:49Z")], deduplicated={}, config=config({"A": 1}), now=now
     )
-    data = score_update_event_data(score_id=7, passport_id=3, fields=fields)
+    data = json.loads(score_update_event_json(score_id=7, passport_id=3, fields=fields))
     assert data["model"] == "registry.score" and data["pk"] == 7
     assert data["fields"]["passport"] == 3 and data["fields"]["score"] == "0"
     assert data["fields"]["last_score_timestamp"] == "2026-11-28T03:54:49.594Z"

@@ -230,3 +230,12 @@ def test_a_wait_bound_from_the_environment_is_a_positive_number_of_seconds(monke
             env_seconds("DB_UNAVAILABLE_AFTER_SECONDS", 2.0)
     else:
         assert env_seconds("DB_UNAVAILABLE_AFTER_SECONDS", 2.0) == expected
+
+
+@pytest.mark.django_db
+def test_only_pages_outside_the_api_get_the_admins_session_user_and_messages(client):
+    """API routes read none of them, so their hooks are skipped there (scorer_fast/middleware.py)."""
+    api = client.get("/v2/stamps/1/score/0x" + "a" * 40, HTTP_X_API_KEY="not-a-key").wsgi_request
+    page = client.get("/admin/login/").wsgi_request
+    assert not any(hasattr(api, name) for name in ("session", "user", "_messages"))
+    assert all(hasattr(page, name) for name in ("session", "user", "_messages"))

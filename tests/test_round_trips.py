@@ -2,16 +2,18 @@
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from scorer_fast.db import sql
+from scorer_fast.db.scores import ScoringSnapshot
 from scorer_fast.domain import proofs
+from scorer_fast.domain.credentials import CachedStamp
 from scorer_fast.models import CeramicCache, Event, HashScorerLink, Revocation, Score, Stamp
-from scorer_fast.services import scoring
+from scorer_fast.services import scoring, seen_stamps
 from settings.database import database_from_url
 from tests import factories, pooler
 from tests.credentials import signed_stamp
@@ -34,7 +36,7 @@ def statements(capture: CaptureQueriesContext) -> list[str]:
     return [" ".join(query["sql"].split()) for query in capture.captured_queries]
 
 
-def test_a_warm_v2_score_with_every_production_flag_is_seven_statements(committed_db, production_flags, client):
+def test_a_warm_v2_score_with_every_production_flag_is_six_round_trips(committed_db, production_flags, client):
     owner = factories.account()
     community = factories.community(
         owner=owner, weights={p: 2 for p in PROVIDERS}, threshold="1", human_points_program=True
@@ -51,8 +53,8 @@ def test_a_warm_v2_score_with_every_production_flag_is_seven_statements(committe
     assert response.status_code == 200 and response.json()["passing_score"] is True
     sent = statements(capture)
     expected_starts = [
-        # the API key and the scorer setup come from the worker's caches (tests/test_worker_caches.py)
-        "SELECT ARRAY(SELECT ARRAY[t.provider, t.stamp, t.version]",  # the live stamps: before the lock
+        # the API key and the scorer setup come from the worker's caches (tests/test_worker_caches.py), the live
+        # stamps are guessed: the ones this worker read last time, checked under the lock
         "BEGIN",
         "SELECT pg_try_advisory_xact_lock(",  # with the transaction's timeouts
         # passport and score ids (no upserts: the rows exist), the live stamps' versions only (they were read ahead),
@@ -67,9 +69,9 @@ def test_a_warm_v2_score_with_every_production_flag_is_seven_statements(committe
     assert len(sent) == len(expected_starts), sent
     for statement, start in zip(sent, expected_starts, strict=True):
         assert statement.startswith(start), (start, statement[:120])
-    snapshot = sent[3]
-    assert "ARRAY[t.provider, t.stamp" not in snapshot and "jsonb_array_elements" not in snapshot  # read once
-    final_write = sent[4]
+    snapshot = sent[2]
+    assert "ARRAY[t.provider, t.stamp" not in snapshot and "jsonb_array_elements" not in snapshot  # versions only
+    final_write = sent[3]
     assert "UPDATE registry_score" in final_write and "INSERT INTO registry_event" in final_write
     # unchanged registry stamps are left alone, only checked for a rewrite by another writer in the same statement
     assert "DELETE FROM registry_stamp" not in final_write and "INSERT INTO registry_stamp" not in final_write
@@ -125,11 +127,12 @@ def test_stamps_changed_after_the_read_ahead_are_read_again_under_the_lock(commi
             Revocation.objects.create(proof_value=ens.proof_value, ceramic_cache_id=ens.pk)
 
     _change_after_the_read_ahead(monkeypatch, apply)
+    seen_stamps.forget_all()  # the stamps are read ahead, not guessed (test_a_guess_the_live_rows_contradict…)
     with CaptureQueriesContext(connection) as capture:
         body = client.get(url, **INTERNAL_AUTH).json()
 
     sent = statements(capture)
-    checked = [s for s in sent if s.startswith("SELECT p.id AS passport_id, s.id AS score_id")]
+    checked = [s for s in sent if "SELECT p.id AS passport_id, s.id AS score_id" in s]
     assert len(checked) == 1 and len([s for s in sent if s.startswith("WITH p_ins")]) == 1  # check, then full read
     if change == "update_in_place":
         assert body["score"] == "3.00000"
@@ -250,3 +253,60 @@ def test_an_unknown_scorer_is_reported_before_an_invalid_address(client):
     assert "Invalid scorer_id" in embed.content.decode()
     community = factories.community(owner=owner)
     assert "Invalid address" in client.get(f"/v2/stamps/{community.id}/score/0x12", HTTP_X_API_KEY=key).content.decode()
+
+
+def test_under_the_lock_unchanged_stamps_are_checked_again_for_expiry_only():
+    """The stamps the lock's statement confirms unchanged keep the verdicts of the check before the transaction;
+    only expiry, which depends on the time, is tested again: a stamp that expired in between no longer counts."""
+    lasting = CachedStamp("Google", signed_stamp(A, "Google"))
+    expiring = CachedStamp("Ens", signed_stamp(A, "Ens", days_valid=1 / 24))  # an hour from now
+    proofs_ahead = scoring.check_proofs_ahead(A, stored=[lasting, expiring])
+    assert proofs_ahead.unchanged_valid == [lasting, expiring]
+    later = datetime.now(UTC) + timedelta(hours=2)
+
+    def under_the_lock(stamps: list[CachedStamp], *, as_expected: bool) -> list[CachedStamp]:
+        snapshot = ScoringSnapshot(1, 1, stamps, [], [], {}, set(), 0, stamps_as_expected=as_expected)
+        return scoring._valid_under_lock(A, snapshot, now=later, proofs=proofs_ahead)
+
+    assert under_the_lock([lasting, expiring], as_expected=True) == [lasting]
+    # read again under the lock (another writer changed the rows): the whole check runs on what was read
+    other = CachedStamp("Github", signed_stamp(A, "Github"))
+    assert under_the_lock([lasting, expiring, other], as_expected=False) == [lasting, other]
+
+
+@pytest.mark.parametrize("change", ["added", "soft_deleted"])
+def test_a_guess_the_live_rows_contradict_is_dropped_and_the_request_starts_over(committed_db, client, change):
+    """The worker's guess of the live stamps (the ones it read last time) is checked under the lock; when another
+    writer changed them since, nothing is written from it: the transaction is rolled back, the stamps read again
+    and the score is that of the live rows."""
+    community = factories.community(weights={"Google": 1, "Ens": 2}, threshold="1")
+    factories.cache_stamp(A, signed_stamp(A, "Google"))
+    ens = factories.cache_stamp(A, signed_stamp(A, "Ens"))
+    url = f"/internal/score/v2/{community.id}/{A}"
+    assert client.get(url, **INTERNAL_AUTH).json()["score"] == "3.00000"  # read, then remembered
+    if change == "added":
+        factories.cache_stamp(A, signed_stamp(A, "Github"))
+        expected_score, expected_stamps = "3.00000", ["Ens", "Github", "Google"]
+    else:
+        CeramicCache.objects.filter(pk=ens.pk).update(deleted_at=datetime.now(UTC))
+        expected_score, expected_stamps = "1.00000", ["Google"]
+    events_before = Event.objects.count()
+
+    with CaptureQueriesContext(connection) as capture:
+        body = client.get(url, **INTERNAL_AUTH).json()
+
+    assert body["score"] == expected_score and sorted(body["stamps"]) == expected_stamps
+    sent = statements(capture)
+    # the lock and the check of the guess, then nothing more: no upserts (not even a sequence value is used up)
+    starts = [
+        "BEGIN",
+        "SELECT pg_try_advisory_xact_lock(",
+        "SELECT p.id AS passport_id, s.id AS score_id",
+        "ROLLBACK",
+        "SELECT ARRAY(SELECT ARRAY[t.provider",
+    ]
+    assert [s[: len(start)] for s, start in zip(sent, starts, strict=False)] == starts, sent[:5]
+    assert Event.objects.count() == events_before + 1  # one SCU: the dropped attempt wrote nothing
+    with CaptureQueriesContext(connection) as capture:  # the fresh read is the next guess
+        assert client.get(url, **INTERNAL_AUTH).json()["score"] == expected_score
+    assert not [s for s in statements(capture) if s.startswith(("WITH p_ins", "SELECT ARRAY(SELECT ARRAY[t.provider"))]

@@ -13,15 +13,16 @@ from scorer_fast.domain.human_points import PointsAward
 
 
 def events_insert(
-    address: str, community_id: int, documents: list[tuple[str, dict[str, Any]]], now: datetime
+    address: str, community_id: int, documents: list[tuple[str, dict[str, Any] | str]], now: datetime
 ) -> list[Statement]:
-    """(action, data) rows in one multi-row INSERT: their ids follow the list's order."""
+    """(action, data) rows in one multi-row INSERT: their ids follow the list's order. `data` is a document, or
+    its JSON text already."""
     if not documents:
         return []
     values = ", ".join(["(%s, %s, %s, %s::jsonb, %s)"] * len(documents))
     params: list[Any] = []
     for action, document in documents:
-        params += [action, address, community_id, json.dumps(document), now]
+        params += [action, address, community_id, document if isinstance(document, str) else json.dumps(document), now]
     return [
         Statement(
             f"INSERT INTO registry_event (action, address, community_id, data, created_at) VALUES {values}", params

@@ -46,6 +46,8 @@ class ScoringSnapshot:
     links: dict[str, Link]  # registry_hashscorerlink of every nullifier the live stamps carry, in this community
     human_key_providers: set[str]  # registry_humanpoints HKY providers (human points reads only)
     qualified_communities: int  # registry_humanpointscommunityqualifiedusers rows of the address, this one included
+    # `stamps` are the `expected` stamps, confirmed under the lock to be the live rows still (same versions)
+    stamps_as_expected: bool = False
 
 
 @dataclass(frozen=True)
@@ -173,11 +175,14 @@ def scoring_snapshot(
     with_points: bool,
     known: Mapping[str, CachedStamp] | None = None,
     expected: list[CachedStamp] | None = None,
-) -> ScoringSnapshot:
+    expected_only: bool = False,
+) -> ScoringSnapshot | None:
     """Upsert the passport and its score row, then read the stamps, the stored registry stamps, the hash links
     and (`with_points`) the human-points rows — one round trip, under the address lock. With `expected` (the
     address's stamps as read before the transaction, versions included), the statement checks that they are still
-    the live rows instead of reading them again; only when another writer changed them is the full read sent.
+    the live rows instead of reading them again; only when another writer changed them is the full read sent, or,
+    with `expected_only`, nothing more: None (the caller starts over, having written nothing, not even the upserts'
+    sequence values).
 
     When another transaction (the original service, say) inserts the passport or score row and commits while this
     statement waits on it, the insert does nothing and the statement's snapshot predates that commit, so no row
@@ -192,7 +197,9 @@ def scoring_snapshot(
             and record.score_id is not None
             and record.stamp_versions == [stamp.version for stamp in expected]
         ):
-            return _snapshot(record, expected)
+            return _snapshot(record, expected, as_expected=True)
+    if expected_only:
+        return None
     for _ in range(_UPSERT_ATTEMPTS):
         record = sql.fetch_one(_SnapshotRecord, _STATEMENTS[(_SNAPSHOT, with_points)], params)
         if record is not None and record.score_id is not None:
@@ -215,7 +222,7 @@ def _lookup_hashes(credential: object) -> list[str]:
     return [value for value in values if isinstance(value, str)]
 
 
-def _snapshot(record: _SnapshotRecord, stamps: list[CachedStamp]) -> ScoringSnapshot:
+def _snapshot(record: _SnapshotRecord, stamps: list[CachedStamp], *, as_expected: bool = False) -> ScoringSnapshot:
     assert record.score_id is not None
     links = {}
     if record.link_hashes:
@@ -236,6 +243,7 @@ def _snapshot(record: _SnapshotRecord, stamps: list[CachedStamp]) -> ScoringSnap
         links=links,
         human_key_providers=set(record.human_key_providers or ()),
         qualified_communities=qualified,
+        stamps_as_expected=as_expected,
     )
 
 

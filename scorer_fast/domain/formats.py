@@ -51,9 +51,9 @@ def cached_stamp_response(row_id: int, address: str, provider: str, stamp: Any) 
     return {"id": row_id, "address": address, "provider": provider, "stamp": stamp}
 
 
-def score_update_event_data(*, score_id: int, passport_id: int, fields: ScoreFields) -> dict[str, Any]:
-    """What Django's `serializers.serialize("json", [score])[0]` produced: datetimes in milliseconds with `Z`,
-    the Decimal score as a string."""
+def score_update_event_json(*, score_id: int, passport_id: int, fields: ScoreFields) -> str:
+    """What Django's `serializers.serialize("json", [score])[0]` produced, as JSON text (registry_event.data):
+    datetimes in milliseconds with `Z`, the Decimal score as a string."""
     document = {
         "model": "registry.score",
         "pk": score_id,
@@ -69,7 +69,7 @@ def score_update_event_data(*, score_id: int, passport_id: int, fields: ScoreFie
             "expiration_date": fields.expiration_date,
         },
     }
-    return json.loads(json.dumps(document, cls=DjangoJSONEncoder))
+    return json.dumps(document, cls=DjangoJSONEncoder)
 
 
 def detailed_score_response(address: str, fields: ScoreFields, *, scorer_type: str) -> dict[str, Any]:

@@ -147,6 +147,11 @@ class RequestProofs:
         # the address's stamps as read before the transaction, when the request writes none itself: under the lock,
         # scoring only checks that they are still the live rows (their versions) instead of reading them again
         self.unchanged_stamps: list[CachedStamp] | None = None
+        # which of `unchanged_stamps` the check before the transaction kept (valid then)
+        self.unchanged_valid: list[CachedStamp] | None = None
+        # `unchanged_stamps` were not read for this request but remembered from an earlier one: only usable when
+        # the read under the lock confirms them
+        self.guessed = False
 
     def verify_stamps(self, stamps: list[CachedStamp]) -> list[bool]:
         return self._verifier.verify_stamps(stamps, self._memo)

@@ -18,9 +18,9 @@ from scorer_fast.db.sql import Statement
 from scorer_fast.domain import human_points
 from scorer_fast.domain.addresses import did_for
 from scorer_fast.domain.computation import ScoreFields, ScorerConfig, compute_score
-from scorer_fast.domain.credentials import CachedStamp, select_valid_stamps
+from scorer_fast.domain.credentials import CachedStamp, kept_expiration, select_valid_stamps
 from scorer_fast.domain.dedup import DedupPlan, Link, plan_lifo, stamp_nullifiers
-from scorer_fast.domain.formats import score_update_event_data
+from scorer_fast.domain.formats import score_update_event_json
 from scorer_fast.domain.proofs import ProofVerifier, RequestProofs
 from scorer_fast.errors import ScoringFailure
 from scorer_fast.observability import annotate, timed_step
@@ -42,19 +42,25 @@ def check_proofs_ahead(
     stored: Sequence[CachedStamp],
     replaced_providers: Collection[str] = (),
     added: Sequence[CachedStamp] = (),
+    guessed: bool = False,
 ) -> RequestProofs:
     """Verify, before the transaction, the proofs scoring will need: the address's stamps as they will be after
     this request's write. didkit (up to 100 proofs) then never runs while a pooled connection or the address lock
     is held; the check under the lock is answered from this request's memory and the verdict cache, and only a
     stamp another writer changed in between reaches didkit there. `stored`: the address's live stamps, read with
-    the community (`keys.community_of_account` / `keys.community_and_stamps`)."""
+    the community (`keys.community_of_account` / `keys.community_and_stamps`), or `guessed`: the stamps the worker
+    last read (scorer_fast/services/seen_stamps.py), which scoring refuses to use unless the lock's statement finds
+    them unchanged (GuessedStampsChanged)."""
     proofs = RequestProofs(proof_verifier())
+    proofs.guessed = guessed
     proofs.read = {stamp.text: stamp for stamp in stored if stamp.text is not None}
     if not replaced_providers and not added:
         proofs.unchanged_stamps = list(stored)
     stamps = [stamp for stamp in stored if stamp.provider not in replaced_providers]
     with timed_step("verify_credentials"):
-        valid_stamps(address, [*stamps, *added], now=datetime.now(UTC), proofs=proofs)
+        valid = valid_stamps(address, [*stamps, *added], now=datetime.now(UTC), proofs=proofs)
+    if proofs.unchanged_stamps is not None:
+        proofs.unchanged_valid = valid
     return proofs
 
 
@@ -83,7 +89,10 @@ def score_address(*, address: str, community: CommunityRow, proofs: RequestProof
         with_points=_may_earn_human_points(community, now),
         known=proofs.read,
         expected=proofs.unchanged_stamps,
+        expected_only=proofs.guessed,
     )
+    if snapshot is None:
+        raise GuessedStampsChanged()  # before any write: the transaction is rolled back, the request starts over
     annotate(stamp_count=len(snapshot.stamps))
     writes = _Writes()
     try:
@@ -97,7 +106,7 @@ def score_address(*, address: str, community: CommunityRow, proofs: RequestProof
         fields = ScoreFields.failed(str(failure))
     writes.statements.append(scores.score_update(snapshot.score_id, fields))
     if fields.status == "DONE":
-        event = score_update_event_data(score_id=snapshot.score_id, passport_id=snapshot.passport_id, fields=fields)
+        event = score_update_event_json(score_id=snapshot.score_id, passport_id=snapshot.passport_id, fields=fields)
         writes.events.append(("SCU", event))
     writes.statements += events.events_insert(address, community.id, writes.events, now)
     if sql.execute_together(writes.statements, probe=writes.stamps_probe):
@@ -106,13 +115,17 @@ def score_address(*, address: str, community: CommunityRow, proofs: RequestProof
     return fields
 
 
+class GuessedStampsChanged(Exception):
+    """The live stamps are not the guessed ones (another writer changed them since this worker read them)."""
+
+
 @dataclass
 class _Writes:
     """What a scoring run writes after scoring, sent as one statement: `events` go in as one multi-row INSERT,
     so their ids keep the order they were added in (LDP before SCU)."""
 
     statements: list[Statement] = field(default_factory=list)
-    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    events: list[tuple[str, dict[str, Any] | str]] = field(default_factory=list)
     # registry_stamp looked unchanged: check that at write time, and rewrite it with `kept` if it was not
     stamps_probe: Statement | None = None
     kept: list[CachedStamp] = field(default_factory=list)
@@ -129,7 +142,7 @@ def _run_pipeline(
 ) -> ScoreFields:
     """Adds to `writes` the rows to write with the score (they go in one statement after scoring)."""
     config = scoring_setup(community)
-    valid = valid_stamps(address, snapshot.stamps, now=now, proofs=proofs)
+    valid = _valid_under_lock(address, snapshot, now=now, proofs=proofs)
     with timed_step("deduplicate"):
         plan = _deduplicate(address=address, community_id=community.id, stamps=valid, links=snapshot.links, now=now)
     with timed_step("write_score"):
@@ -145,6 +158,16 @@ def _run_pipeline(
                 address=address, community_id=community.id, kept=plan.kept, snapshot=snapshot, now=now
             )
     return fields
+
+
+def _valid_under_lock(
+    address: str, snapshot: ScoringSnapshot, *, now: datetime, proofs: RequestProofs
+) -> list[CachedStamp]:
+    """The valid stamps of the snapshot. When they are the stamps checked before the transaction (same row versions),
+    that check's answer holds but for expiry, the one test that depends on the time: only that is tested again."""
+    if snapshot.stamps_as_expected and proofs.unchanged_valid is not None:
+        return [stamp for stamp in proofs.unchanged_valid if kept_expiration(stamp.credential) >= now]
+    return valid_stamps(address, snapshot.stamps, now=now, proofs=proofs)
 
 
 def score_as_of(

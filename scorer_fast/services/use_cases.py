@@ -18,7 +18,7 @@ from scorer_fast.domain.formats import score_response
 from scorer_fast.domain.proofs import RequestProofs
 from scorer_fast.errors import BadRequest, InvalidAddress, InvalidScorerId, NotFound, ScoreCalculationFailed
 from scorer_fast.observability import annotate
-from scorer_fast.services import communities, scoring
+from scorer_fast.services import communities, scoring, seen_stamps
 from scorer_fast.services.api_keys import ApiKeyPrincipal
 from scorer_fast.services.stamps import (
     SOURCE_APP_EMBED,
@@ -46,12 +46,25 @@ def _score(address: str, community: CommunityRow, proofs: RequestProofs) -> dict
     return score_response(address, scoring.score_address(address=address, community=community, proofs=proofs))
 
 
-def _rescore(address: str, community: CommunityRow, stamps: list[CachedStamp]) -> dict[str, Any]:
+def _rescore(
+    address: str, community: CommunityRow, stamps: list[CachedStamp], *, guess: list[CachedStamp] | None = None
+) -> dict[str, Any]:
     """Proofs are checked before the transaction; the transaction only reads, de-duplicates and writes.
-    `stamps`: the address's live stamps, read with the community."""
+    `stamps`: the address's live stamps, read with the community; or, with a `guess` (the stamps this worker last
+    read, scorer_fast/services/seen_stamps.py), nothing read: the statement under the lock checks the guess, and
+    when the live rows differ the transaction is dropped and the request starts over from a fresh read."""
     annotate(address=address, scorer_id=community.id)
+    if guess is not None:
+        proofs = scoring.check_proofs_ahead(address, stored=guess, guessed=True)
+        try:
+            return run_durable(lambda: _score(address, community, proofs), lock_address=address)
+        except scoring.GuessedStampsChanged:
+            seen_stamps.forget(address)
+            stamps = ceramic.scoring_stamps(address)
     proofs = scoring.check_proofs_ahead(address, stored=stamps)
-    return run_durable(lambda: _score(address, community, proofs), lock_address=address)
+    response = run_durable(lambda: _score(address, community, proofs), lock_address=address)
+    seen_stamps.remember(address, stamps)
+    return response
 
 
 # --- /v2 and /internal/score ------------------------------------------------------------------------------------
@@ -67,12 +80,15 @@ def v2_score(*, principal: ApiKeyPrincipal, scorer_ref: str, raw_address: str) -
     if _is_negative_id(scorer_ref):
         scorer_ref = str(settings.DEMO_API_SCORER_ID)
     address = _address_or_none(raw_address)
-    community, stamps = communities.community_of_account(scorer_ref, principal.account_id, stamps_of=address)
+    guess = seen_stamps.guess(address) if address is not None else None
+    community, stamps = communities.community_of_account(
+        scorer_ref, principal.account_id, stamps_of=address if guess is None else None
+    )
     if community is None:
         raise NotFound(NO_SCORER)
     if address is None:
         raise InvalidAddress()
-    return _rescore(address, community, stamps)
+    return _rescore(address, community, stamps, guess=guess)
 
 
 def _address_or_none(raw_address: str) -> str | None:
@@ -86,12 +102,13 @@ def _address_or_none(raw_address: str) -> str | None:
 
 def internal_score(*, scorer_id: int, raw_address: str) -> dict[str, Any]:
     address = _address_or_none(raw_address)
-    community, stamps = communities.community_and_stamps(scorer_id, address)
+    guess = seen_stamps.guess(address) if address is not None else None
+    community, stamps = communities.community_and_stamps(scorer_id, address if guess is None else None)
     if community is None:
         raise NotFound(NO_COMMUNITY)
     if address is None:
         raise InvalidAddress()
-    response = _rescore(address, community, stamps)
+    response = _rescore(address, community, stamps, guess=guess)
     if response["error"]:
         raise ScoreCalculationFailed()  # after commit: the error-state score stays saved
     return response

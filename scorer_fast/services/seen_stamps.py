@@ -1,0 +1,39 @@
+"""The live stamps this worker last read for an address: a guess, never an answer. A rescore of the address sends
+them as the stamps it expects; the statement under the address lock compares their row versions (id and xmin)
+with the live rows, and when anything changed the request drops the guess and starts over from a fresh read
+(scorer_fast/services/use_cases.py). So a guess can be outdated but never counted: no staleness bound is needed,
+only one on memory: the stamps are kept as their stored text (~2 kB each; parsed, one takes ~12 kB), and
+parsed again on use."""
+
+from scorer_fast.caching import TtlCache
+from scorer_fast.db import ceramic
+from scorer_fast.domain.credentials import CachedStamp
+
+# An older guess is likely outdated: not worth a transaction that may have to start over.
+GUESS_SECONDS = 60
+# [provider, stored text, row version] per stamp, as ceramic.SCORING_STAMPS_ARRAY reads them
+_seen: TtlCache[str, list[list[str]]] = TtlCache(max_entries=128)
+
+
+def guess(address: str) -> list[CachedStamp] | None:
+    triples = _seen.get(address, GUESS_SECONDS)
+    return None if triples is None else ceramic.cached_stamps(triples)
+
+
+def remember(address: str, stamps: list[CachedStamp]) -> None:
+    """Only stamps read from the database (each with its text and row version) make a guess that can be checked."""
+    triples = []
+    for stamp in stamps:
+        if stamp.text is None or stamp.version is None:
+            return
+        triples.append([stamp.provider, stamp.text, stamp.version])
+    _seen.put(address, triples, _seen.clock(), GUESS_SECONDS)
+
+
+def forget(address: str) -> None:
+    _seen.forget(address)
+
+
+def forget_all() -> None:
+    """Tests: start from an empty store."""
+    _seen.clear()
