@@ -3,22 +3,27 @@ route answers exactly as it does with client-side binding. With server-side bind
 itself, so a parameter it cannot type (in a SELECT list, a VALUES row, `%s IS NULL`) fails the statement; with
 `prepare_threshold=0` every statement is prepared on its first run."""
 
+import io
 import json
 import re
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 from psycopg import ClientCursor
 
-from scorer_fast.models import Nonce
+from scorer_fast.models import Community, Nonce, Score
 from tests import factories
 from tests.conftest import forget_worker_caches, scorer_tables
 from tests.credentials import signed_stamp
+from tests.test_admin import ADMIN, support_user
 from tests.tokens import RSA_PUBLIC_PEM, rs256_token
 from tests.wallets import WALLET_ADDRESS, sign_nonce
 
@@ -28,7 +33,7 @@ C = "0x" + "c" * 40  # the embed routes'
 D = "0x" + "d" * 40  # claims a nullifier A holds (de-duplication)
 PROVIDERS = ["Google", "Ens", "Github"]
 PREPARED = {"server_side_binding": True, "prepare_threshold": 0}
-ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(\+00:00|Z)$")
+ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(\+00:00|Z)")
 INTERNAL_AUTH = {"HTTP_AUTHORIZATION": "scorer-fast-test-internal-token"}
 
 
@@ -71,6 +76,7 @@ def scenario(settings, stamps: dict[str, dict[str, Any]]) -> list[tuple[str, int
     community = factories.community(
         owner=owner, weights={p: 2 for p in PROVIDERS}, threshold="3", human_points_program=True
     )
+    Community.objects.filter(pk=community.pk).update(name="prepared opt-in")  # not the factory's running number
     key = factories.api_key(owner)
     legacy_key = factories.api_key(owner, storage="pbkdf2")  # its sha256 column is filled on first use
     settings.CERAMIC_CACHE_SCORER_ID = community.id
@@ -120,19 +126,60 @@ def scenario(settings, stamps: dict[str, dict[str, Any]]) -> list[tuple[str, int
     call("embed POST stamps", "post", f"/internal/embed/stamps/{C}", embed)
     call("embed GET score", "get", f"/internal/embed/score/{community.id}/{C}")
     call("embed weights", "get", f"/internal/embed/weights?community_id={community.id}")
+
+    staff = Client()
+    staff.force_login(support_user(rescore=True))
+    score_id = Score.objects.get(passport__address=A, passport__community=community).pk
+    rescored = staff.post(f"{ADMIN}/score/{score_id}/recalculate/", follow=True)
+    messages = [str(message) for message in rescored.context["messages"]]
+    answers.append(("admin rescore", rescored.status_code, [rescored.redirect_chain, messages]))
+    answers.append(("audit_scores", *audit(community.id)))
+    answers.append(("rows written", 200, table_rows()))
     return answers
 
 
+def audit(community_id: int) -> tuple[int, Any]:
+    """`manage.py audit_scores` in-process: (exit status, its --json report)."""
+    with tempfile.TemporaryDirectory() as directory:
+        report = Path(directory) / "report.json"
+        try:
+            call_command("audit_scores", "--json", str(report), "--community", str(community_id), stdout=io.StringIO())
+            status = 0
+        except SystemExit as exit_:
+            status = exit_.code if isinstance(exit_.code, int) else 1
+        return status, json.loads(report.read_text())
+
+
+def table_rows() -> dict[str, list[Any]]:
+    """Every row of the service's tables but the keys' (random per run), as JSON, in a stable order."""
+    found = {}
+    with connection.cursor() as cursor:
+        for table in scorer_tables():
+            if table not in {"account_accountapikey", "auth_user"}:
+                cursor.execute(f"SELECT to_jsonb(t)::text FROM {table} t")
+                documents = [json.loads(text) for (text,) in cursor.fetchall()]
+                for document in documents:
+                    for random in {"api_key_id", "username", "password"} & document.keys():
+                        document[random] = "<random>"
+                found[table] = sorted(documents, key=lambda document: json.dumps(document, sort_keys=True))
+    return found
+
+
 def without_now(value: Any, now: datetime) -> Any:
-    """Timestamps of the run itself (score times, row times) read "<now>"; stamp dates are kept."""
+    """Timestamps of the run itself (score times, row times, also inside stored texts) read "<now>"; stamp dates
+    (days ahead) are kept."""
     if isinstance(value, dict):
         return {key: without_now(item, now) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [without_now(item, now) for item in value]
-    if isinstance(value, str) and ISO.match(value):
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return "<now>" if abs(moment - now) < timedelta(minutes=10) else value
+    if isinstance(value, str):
+        return ISO.sub(lambda found: _now_or_kept(found.group(0), now), value)
     return value
+
+
+def _now_or_kept(text: str, now: datetime) -> str:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return "<now>" if abs(moment - now) < timedelta(minutes=10) else text
 
 
 def empty_tables() -> None:
@@ -165,6 +212,7 @@ def test_every_route_answers_the_same_with_prepared_statements(committed_db, pro
         ("submit-passport, nonce used", 400),
         ("ceramic-cache POST", 201),
         ("ceramic-cache DELETE, missing", 404),
+        ("audit_scores", 0),  # its exit status: no unexplained difference
     ]
     deduplicated = plain[3][2]["stamps"]["Google"]
     assert (deduplicated["score"], deduplicated["dedup"]) == ("0.00000", True)
