@@ -24,6 +24,7 @@ from settings.database import database_from_url
 from tests import factories, pooler
 from tests.conftest import forget_worker_caches, scorer_tables
 from tests.credentials import signed_stamp
+from tests.helpers import INTERNAL_AUTH
 from tests.test_admin import ADMIN, support_user
 from tests.tokens import RSA_PUBLIC_PEM, rs256_token
 from tests.wallets import WALLET_ADDRESS, sign_nonce
@@ -34,7 +35,6 @@ C = "0x" + "c" * 40  # the embed routes'
 D = "0x" + "d" * 40  # claims a nullifier A holds (de-duplication)
 PROVIDERS = ["Google", "Ens", "Github"]
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(\+00:00|Z)")
-INTERNAL_AUTH = {"HTTP_AUTHORIZATION": "scorer-fast-test-internal-token"}
 
 
 @contextmanager
