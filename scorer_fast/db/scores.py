@@ -69,9 +69,12 @@ class _SnapshotRecord:
 # The passport upsert and the score get-or-create as data-modifying CTEs; then the reads. The statement starts
 # after the lock was granted, so its snapshot includes whatever the previous holder of the lock committed. The
 # inserts are only tried when the row is missing (an INSERT that conflicts costs more than the lookup).
+# `%(address)s::text`: with server-side binding (the prepared-statement opt-in) PostgreSQL types the one `$n`
+# of every `%(address)s` itself, and an untyped one in the INSERT's SELECT list clashes with `address = $n`
+# (varchar): "inconsistent types deduced" (tests/test_prepared_optin.py). A no-op with client-side binding.
 _UPSERTS = """
 WITH p_ins AS (
-    INSERT INTO registry_passport (address, community_id) SELECT %(address)s, %(community)s
+    INSERT INTO registry_passport (address, community_id) SELECT %(address)s::text, %(community)s
     WHERE NOT EXISTS (
         SELECT FROM registry_passport WHERE address = %(address)s AND community_id = %(community)s
     )
