@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -150,6 +151,17 @@ def request(method: str, path: str, body: object = None, headers: dict | None = 
         raise
 
 
+def run_clients(client: Callable[[], None], concurrency: int) -> float:
+    """Run `concurrency` closed-loop clients on threads until each returns; the wall time in seconds."""
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
+
+
 def load(make_request, *, concurrency: int, seconds: float, max_requests: int | None = None) -> dict:
     """Closed loop: `concurrency` clients, each sending its next request when the last one answered."""
     latencies: list[float] = []
@@ -173,13 +185,7 @@ def load(make_request, *, concurrency: int, seconds: float, max_requests: int | 
                 latencies.append(elapsed)
                 errors += status >= 400
 
-    started = time.perf_counter()
-    threads = [threading.Thread(target=client) for _ in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - started
+    wall = run_clients(client, concurrency)
     quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [latencies[0]] * 99
     return {
         "requests": len(latencies),

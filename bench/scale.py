@@ -35,7 +35,7 @@ os.environ.setdefault("REDIS_DATA", str(REPO / ".redis-scale"))
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from run import PORT, PRODUCTION_FLAGS, STAMPS_PER_ADDRESS, Server, database_url, seed  # noqa: E402
+from run import PORT, PRODUCTION_FLAGS, STAMPS_PER_ADDRESS, Server, database_url, run_clients, seed  # noqa: E402
 
 from bench import measure  # noqa: E402
 
@@ -166,13 +166,7 @@ def closed_loop(send, *, concurrency: int, seconds: float) -> tuple[list[tuple[f
             with lock:
                 results.append((started, time.perf_counter() - started, status))
 
-    started = time.perf_counter()
-    threads = [threading.Thread(target=client) for _ in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results, time.perf_counter() - started
+    return results, run_clients(client, concurrency)
 
 
 class Sampler:
