@@ -194,7 +194,7 @@ def scoring_snapshot(
     params: dict[str, object] = {"address": address, "community": community_id}
     if expected is not None and all(stamp.version is not None for stamp in expected):
         params["hashes"] = sorted({hash_ for stamp in expected for hash_ in _lookup_hashes(stamp.credential)})
-        record = sql.fetch_one(_SnapshotRecord, _STATEMENTS[(_CHECKED_SNAPSHOT, with_points)], params)
+        record = sql.fetch_one(_SnapshotRecord, _STATEMENTS[(_CHECKED_SNAPSHOT, with_points)], params, only_reads=True)
         if (
             record is not None
             and record.score_id is not None
