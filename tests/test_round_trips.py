@@ -17,7 +17,7 @@ from scorer_fast.services import scoring, seen_stamps
 from settings.database import database_from_url
 from tests import factories, pooler
 from tests.credentials import signed_stamp
-from tests.helpers import INTERNAL_AUTH
+from tests.helpers import INTERNAL_AUTH, Background, foreign_writer, wait_until_blocked_by
 
 A, B = "0x" + "a" * 40, "0x" + "b" * 40
 PROVIDERS = ["Google", "Ens", "Github"]
@@ -315,3 +315,22 @@ def test_a_guess_the_live_rows_contradict_is_dropped_and_the_request_starts_over
     with CaptureQueriesContext(connection) as capture:  # the fresh read is the next guess
         assert client.get(url, **INTERNAL_AUTH).json()["score"] == expected_score
     assert not [s for s in statements(capture) if s.startswith(("WITH p_ins", "SELECT ARRAY(SELECT ARRAY[t.provider"))]
+
+
+def test_a_read_sent_with_a_refused_lock_is_read_again_once_the_lock_is_granted(committed_db, client):
+    """The checked read travels with the opener, whose lock may be taken by another request: that read's snapshot
+    predates the holder's commit, so once the lock is granted it is sent again and sees what the holder wrote
+    (here: a stamp deleted while the request waited, which the stale read would still have counted)."""
+    community = factories.community(weights={"Google": 1, "Ens": 2}, threshold="1")
+    factories.cache_stamp(A, signed_stamp(A, "Google"))
+    ens = factories.cache_stamp(A, signed_stamp(A, "Ens"))
+    url = f"/internal/score/v2/{community.id}/{A}"
+    assert client.get(url, **INTERNAL_AUTH).json()["score"] == "3.00000"  # read, then remembered as the guess
+    with foreign_writer() as holder:
+        holder.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", ["scorer_fast:address:" + A])
+        waiting = Background(lambda: client.get(url, **INTERNAL_AUTH).json())
+        wait_until_blocked_by(holder)
+        holder.execute("UPDATE ceramic_cache_ceramiccache SET deleted_at = now() WHERE id = %s", [ens.pk])
+        holder.commit()
+        body = waiting.result()
+    assert body["score"] == "1.00000" and list(body["stamps"]) == ["Google"]

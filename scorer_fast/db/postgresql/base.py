@@ -150,39 +150,39 @@ class DatabaseWrapper(base.DatabaseWrapper):
             head.append(opener.sql)
         raw = context["cursor"].cursor
         if not head:
-            with self._answer_deadline() if bounded else nullcontext():
+            with self._deadline_if(bounded):
                 return execute(sql, params, many, context)
         if many or not isinstance(raw, psycopg.ClientCursor) or (opener is not None and not only_reads):
             with self._deadline_if(bounded):
                 refused = self._send_head(head, opener)
-            if refused:
-                self._run_alone(opener.when_refused)
+            if refused is not None:
+                self._run_alone(refused.when_refused)
             return execute(sql, params, many, context)
         text = ";\n".join(head) + ";\n"
         with self._deadline_if(bounded):
             result = execute((text.replace("%", "%%") if params is not None else text) + sql, params, many, context)
             refused = self._skip_head(raw, head, opener)
-        if not refused:
+        if refused is None:
             return result
-        self._run_alone(opener.when_refused)
+        self._run_alone(refused.when_refused)
         return execute(sql, params, many, context)  # the first answer predates the lock
 
     def _deadline_if(self, bounded: bool) -> AbstractContextManager[Any]:
         return self._answer_deadline() if bounded else nullcontext()
 
-    def _send_head(self, head: list[str], opener: Opener | None) -> bool:
-        """BEGIN and the opener alone, as one message; True when the opener was refused."""
+    def _send_head(self, head: list[str], opener: Opener | None) -> Opener | None:
+        """BEGIN and the opener alone, as one message; the opener when it was refused."""
         with self.wrap_database_errors, self.connection.cursor() as raw:
             raw.execute(";\n".join(head))
             return self._skip_head(raw, head, opener, last=True)
 
     @staticmethod
-    def _skip_head(raw: Any, head: list[str], opener: Opener | None, *, last: bool = False) -> bool:
-        """Move `raw` past the results of `head` (to the statement's, unless `last`); True when the opener (the last
-        of `head`) answered no."""
+    def _skip_head(raw: Any, head: list[str], opener: Opener | None, *, last: bool = False) -> Opener | None:
+        """Move `raw` past the results of `head` (to the statement's, unless `last`); the opener (the last of `head`)
+        when it answered no."""
         for _ in range(len(head) - 1):
             raw.nextset()
-        refused = opener is not None and not raw.fetchone()[0]
+        refused = opener if opener is not None and not raw.fetchone()[0] else None
         if not last:
             raw.nextset()
         return refused
