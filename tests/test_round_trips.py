@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from scorer_fast.db import sql
-from scorer_fast.db.scores import ScoringSnapshot
+from scorer_fast.db.scores import ScoringSnapshot, StoredStamps
 from scorer_fast.domain import proofs
 from scorer_fast.domain.credentials import CachedStamp
 from scorer_fast.models import CeramicCache, Event, HashScorerLink, Revocation, Score, Stamp
@@ -272,7 +272,7 @@ def test_under_the_lock_unchanged_stamps_are_checked_again_for_expiry_only():
     later = datetime.now(UTC) + timedelta(hours=2)
 
     def under_the_lock(stamps: list[CachedStamp], *, as_expected: bool) -> list[CachedStamp]:
-        snapshot = ScoringSnapshot(1, 1, stamps, [], [], {}, set(), 0, stamps_as_expected=as_expected)
+        snapshot = ScoringSnapshot(1, 1, stamps, StoredStamps(0, []), [], {}, set(), 0, stamps_as_expected=as_expected)
         return scoring._valid_under_lock(A, snapshot, now=later, proofs=proofs_ahead)
 
     assert under_the_lock([lasting, expiring], as_expected=True) == [lasting]
@@ -334,3 +334,29 @@ def test_a_read_sent_with_a_refused_lock_is_read_again_once_the_lock_is_granted(
         holder.commit()
         body = waiting.result()
     assert body["score"] == "1.00000" and list(body["stamps"]) == ["Google"]
+    # the lock was just contended: for a while the read goes after the opener, so a refusal cannot make it run twice
+    with CaptureQueriesContext(connection) as capture:
+        assert client.get(url, **INTERNAL_AUTH).json()["score"] == "1.00000"
+    reads = [statement for statement in statements(capture) if "AS passport_id" in statement]
+    assert len(reads) == 1 and reads[0].startswith("SELECT p.id AS passport_id"), reads
+
+
+def test_the_checked_read_compares_registry_stamps_by_digest_and_rewrites_a_changed_row(committed_db, client):
+    """The warm read sends a digest of registry_stamp's texts, not the texts: equal rows are left alone, a row
+    whose credential differs from the kept stamp (changed by hand here) is rewritten."""
+    community = factories.community(weights={"Google": 1}, threshold="1")
+    stamp = signed_stamp(A, "Google")
+    factories.cache_stamp(A, stamp)
+    url = f"/internal/score/v2/{community.id}/{A}"
+    assert client.get(url, **INTERNAL_AUTH).status_code == 200  # cold: writes registry_stamp
+    kept_id = Stamp.objects.get().pk
+    assert client.get(url, **INTERNAL_AUTH).status_code == 200
+    assert Stamp.objects.get().pk == kept_id  # unchanged: left alone
+    Stamp.objects.update(credential={**stamp, "issuanceDate": "2020-01-01T00:00:00.000Z"})
+
+    with CaptureQueriesContext(connection) as capture:
+        assert client.get(url, **INTERNAL_AUTH).status_code == 200
+
+    opening = statements(capture)[0]
+    assert "AS stored_digest" in opening and "r.credential::text] FROM registry_stamp" not in opening
+    assert [row.credential for row in Stamp.objects.all()] == [stamp]

@@ -68,4 +68,4 @@ def _start(lock_address: str | None) -> None:
         return
     key = scores.lock_key(lock_address)
     taken = literal_sql(f"SELECT {scores.ADDRESS_LOCK_IF_FREE} FROM ({set_timeouts}) timeouts", [key, *timeouts])
-    connection.open_transaction_with(Opener(taken, literal_sql(f"SELECT {scores.ADDRESS_LOCK}", [key])))
+    connection.open_transaction_with(Opener(taken, literal_sql(f"SELECT {scores.ADDRESS_LOCK}", [key]), key=key))

@@ -19,7 +19,8 @@
   scorer_fast/db/transactions.py) travel in the message of its first statement, not in round trips of their own:
   psycopg stays in autocommit and the statements go as one simple-query message, which client-side binding (the
   default) allows. A statement declared read-only (`next_statement_only_reads`) even travels with the opener; when
-  the lock was not free its answer is dropped and it runs again once the lock is granted. With server-side
+  the lock was not free its answer is dropped and it runs again once the lock is granted (and for the next
+  `CONTENDED_SECONDS` that lock's transactions send their read after the opener, not with it). With server-side
   binding (the prepared-statement opt-in) each goes alone, as psycopg would send them.
 """
 
@@ -50,6 +51,15 @@ class Opener:
 
     sql: str
     when_refused: str
+    # what it waits for (an address lock's key): after a refusal the next opener of that key comes alone for a while
+    key: str | None = None
+
+
+# An address whose lock was just refused is likely contended again (a burst of requests for it): for this long,
+# its transaction's first read is not sent with the opener, where a refusal would make it run twice.
+CONTENDED_SECONDS = 5.0
+_CONTENDED_KEYS = 1024
+_contended: dict[str, float] = {}  # per process, whichever thread's connection saw the refusal: key -> when
 
 
 def literal_sql(template: str, params: list[Any]) -> str:
@@ -152,11 +162,15 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if not head:
             with self._deadline_if(bounded):
                 return execute(sql, params, many, context)
-        if many or not isinstance(raw, psycopg.ClientCursor) or (opener is not None and not only_reads):
+        if (
+            many
+            or not isinstance(raw, psycopg.ClientCursor)
+            or (opener is not None and not (only_reads and self._uncontended(opener)))
+        ):
             with self._deadline_if(bounded):
                 refused = self._send_head(head, opener)
             if refused is not None:
-                self._run_alone(refused.when_refused)
+                self._wait_for(refused)
             return execute(sql, params, many, context)
         text = ";\n".join(head) + ";\n"
         with self._deadline_if(bounded):
@@ -164,7 +178,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
             refused = self._skip_head(raw, head, opener)
         if refused is None:
             return result
-        self._run_alone(refused.when_refused)
+        self._wait_for(refused)
         return execute(sql, params, many, context)  # the first answer predates the lock
 
     def _deadline_if(self, bounded: bool) -> AbstractContextManager[Any]:
@@ -187,9 +201,22 @@ class DatabaseWrapper(base.DatabaseWrapper):
             raw.nextset()
         return refused
 
-    def _run_alone(self, literal: str) -> None:
+    def forget_contention(self) -> None:
+        """Tests: no lock was refused before."""
+        _contended.clear()
+
+    def _uncontended(self, opener: Opener) -> bool:
+        refused_at = _contended.get(opener.key) if opener.key is not None else None
+        return refused_at is None or time.monotonic() - refused_at >= CONTENDED_SECONDS
+
+    def _wait_for(self, refused: Opener) -> None:
+        """What the opener could not get without waiting, in a statement of its own (not under the deadline)."""
+        if refused.key is not None:
+            if len(_contended) >= _CONTENDED_KEYS:
+                _contended.clear()
+            _contended[refused.key] = time.monotonic()
         with self.wrap_database_errors, self.connection.cursor() as raw:
-            raw.execute(literal)
+            raw.execute(refused.when_refused)
 
     @contextmanager
     def _answer_deadline(self) -> Iterator[Wait]:
