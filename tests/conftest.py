@@ -86,6 +86,7 @@ def forget_worker_caches() -> None:
     communities.forget_all()
     api_keys.forget_all()
     seen_stamps.forget_all()
+    connection.forget_contention()
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from scorer_fast.db import sql
-from scorer_fast.db.scores import ScoringSnapshot
+from scorer_fast.db.scores import ScoringSnapshot, StoredStamps
 from scorer_fast.domain import proofs
 from scorer_fast.domain.credentials import CachedStamp
 from scorer_fast.models import CeramicCache, Event, HashScorerLink, Revocation, Score, Stamp
@@ -17,7 +17,7 @@ from scorer_fast.services import scoring, seen_stamps
 from settings.database import database_from_url
 from tests import factories, pooler
 from tests.credentials import signed_stamp
-from tests.helpers import INTERNAL_AUTH
+from tests.helpers import INTERNAL_AUTH, Background, foreign_writer, wait_until_blocked_by
 
 A, B = "0x" + "a" * 40, "0x" + "b" * 40
 PROVIDERS = ["Google", "Ens", "Github"]
@@ -33,10 +33,18 @@ def production_flags(settings):
 
 
 def statements(capture: CaptureQueriesContext) -> list[str]:
-    return [" ".join(query["sql"].split()) for query in capture.captured_queries]
+    """The messages sent, in order. Django logs a transaction's "BEGIN" when it opens one; our backend sends it in
+    the message of the transaction's first statement (scorer_fast/db/postgresql/base.py), so that log line is not a
+    message of its own."""
+    sent = [" ".join(query["sql"].split()) for query in capture.captured_queries]
+    return [
+        text
+        for text, after in zip(sent, [*sent[1:], ""], strict=True)
+        if not (text == "BEGIN" and after.startswith("BEGIN;"))
+    ]
 
 
-def test_a_warm_v2_score_with_every_production_flag_is_six_round_trips(committed_db, production_flags, client):
+def test_a_warm_v2_score_with_every_production_flag_is_four_round_trips(committed_db, production_flags, client):
     owner = factories.account()
     community = factories.community(
         owner=owner, weights={p: 2 for p in PROVIDERS}, threshold="1", human_points_program=True
@@ -54,12 +62,10 @@ def test_a_warm_v2_score_with_every_production_flag_is_six_round_trips(committed
     sent = statements(capture)
     expected_starts = [
         # the API key and the scorer setup come from the worker's caches (tests/test_worker_caches.py), the live
-        # stamps are guessed: the ones this worker read last time, checked under the lock
-        "BEGIN",
-        "SELECT pg_try_advisory_xact_lock(",  # with the transaction's timeouts
-        # passport and score ids (no upserts: the rows exist), the live stamps' versions only (they were read ahead),
-        # registry stamps, links, points rows
-        "SELECT p.id AS passport_id, s.id AS score_id",
+        # stamps are guessed: the ones this worker read last time, checked under the lock. One message: BEGIN, the
+        # lock with the transaction's timeouts, then passport and score ids (no upserts: the rows exist), the live
+        # stamps' versions only, registry stamps, links, points rows
+        "BEGIN; SELECT pg_try_advisory_xact_lock(",
         "WITH w0 AS (INSERT INTO registry_humanpointscommunityqualifiedusers",  # every write after scoring
         "COMMIT",
         # the usage row, after the commit, without waiting for its WAL flush
@@ -69,9 +75,10 @@ def test_a_warm_v2_score_with_every_production_flag_is_six_round_trips(committed
     assert len(sent) == len(expected_starts), sent
     for statement, start in zip(sent, expected_starts, strict=True):
         assert statement.startswith(start), (start, statement[:120])
-    snapshot = sent[2]
+    snapshot = sent[0]
+    assert "; SELECT p.id AS passport_id, s.id AS score_id" in snapshot
     assert "ARRAY[t.provider, t.stamp" not in snapshot and "jsonb_array_elements" not in snapshot  # versions only
-    final_write = sent[3]
+    final_write = sent[1]
     assert "UPDATE registry_score" in final_write and "INSERT INTO registry_event" in final_write
     # unchanged registry stamps are left alone, only checked for a rewrite by another writer in the same statement
     assert "DELETE FROM registry_stamp" not in final_write and "INSERT INTO registry_stamp" not in final_write
@@ -160,7 +167,7 @@ def test_a_rescore_keeps_a_deduplicated_stamp_without_touching_the_links(committ
 
     assert body["stamps"]["Google"]["dedup"] is True and body["stamps"]["Ens"]["dedup"] is False
     sent = statements(capture)
-    snapshots = ("WITH p_ins", "SELECT p.id AS passport_id")
+    snapshots = ("WITH p_ins", "SELECT p.id AS passport_id", "BEGIN; SELECT pg_try_advisory_xact_lock(")
     assert not [s for s in sent if "registry_hashscorerlink" in s and not s.startswith(snapshots)], sent
     assert not [s for s in sent if s.startswith("SAVEPOINT")], sent
 
@@ -265,7 +272,7 @@ def test_under_the_lock_unchanged_stamps_are_checked_again_for_expiry_only():
     later = datetime.now(UTC) + timedelta(hours=2)
 
     def under_the_lock(stamps: list[CachedStamp], *, as_expected: bool) -> list[CachedStamp]:
-        snapshot = ScoringSnapshot(1, 1, stamps, [], [], {}, set(), 0, stamps_as_expected=as_expected)
+        snapshot = ScoringSnapshot(1, 1, stamps, StoredStamps(0, []), [], {}, set(), 0, stamps_as_expected=as_expected)
         return scoring._valid_under_lock(A, snapshot, now=later, proofs=proofs_ahead)
 
     assert under_the_lock([lasting, expiring], as_expected=True) == [lasting]
@@ -299,9 +306,7 @@ def test_a_guess_the_live_rows_contradict_is_dropped_and_the_request_starts_over
     sent = statements(capture)
     # the lock and the check of the guess, then nothing more: no upserts (not even a sequence value is used up)
     starts = [
-        "BEGIN",
-        "SELECT pg_try_advisory_xact_lock(",
-        "SELECT p.id AS passport_id, s.id AS score_id",
+        "BEGIN; SELECT pg_try_advisory_xact_lock(",  # with the check of the guess in the same message
         "ROLLBACK",
         "SELECT ARRAY(SELECT ARRAY[t.provider",
     ]
@@ -310,3 +315,48 @@ def test_a_guess_the_live_rows_contradict_is_dropped_and_the_request_starts_over
     with CaptureQueriesContext(connection) as capture:  # the fresh read is the next guess
         assert client.get(url, **INTERNAL_AUTH).json()["score"] == expected_score
     assert not [s for s in statements(capture) if s.startswith(("WITH p_ins", "SELECT ARRAY(SELECT ARRAY[t.provider"))]
+
+
+def test_a_read_sent_with_a_refused_lock_is_read_again_once_the_lock_is_granted(committed_db, client):
+    """The checked read travels with the opener, whose lock may be taken by another request: that read's snapshot
+    predates the holder's commit, so once the lock is granted it is sent again and sees what the holder wrote
+    (here: a stamp deleted while the request waited, which the stale read would still have counted)."""
+    community = factories.community(weights={"Google": 1, "Ens": 2}, threshold="1")
+    factories.cache_stamp(A, signed_stamp(A, "Google"))
+    ens = factories.cache_stamp(A, signed_stamp(A, "Ens"))
+    url = f"/internal/score/v2/{community.id}/{A}"
+    assert client.get(url, **INTERNAL_AUTH).json()["score"] == "3.00000"  # read, then remembered as the guess
+    with foreign_writer() as holder:
+        holder.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", ["scorer_fast:address:" + A])
+        waiting = Background(lambda: client.get(url, **INTERNAL_AUTH).json())
+        wait_until_blocked_by(holder)
+        holder.execute("UPDATE ceramic_cache_ceramiccache SET deleted_at = now() WHERE id = %s", [ens.pk])
+        holder.commit()
+        body = waiting.result()
+    assert body["score"] == "1.00000" and list(body["stamps"]) == ["Google"]
+    # the lock was just contended: for a while the read goes after the opener, so a refusal cannot make it run twice
+    with CaptureQueriesContext(connection) as capture:
+        assert client.get(url, **INTERNAL_AUTH).json()["score"] == "1.00000"
+    reads = [statement for statement in statements(capture) if "AS passport_id" in statement]
+    assert len(reads) == 1 and reads[0].startswith("SELECT p.id AS passport_id"), reads
+
+
+def test_the_checked_read_compares_registry_stamps_by_digest_and_rewrites_a_changed_row(committed_db, client):
+    """The warm read sends a digest of registry_stamp's texts, not the texts: equal rows are left alone, a row
+    whose credential differs from the kept stamp (changed by hand here) is rewritten."""
+    community = factories.community(weights={"Google": 1}, threshold="1")
+    stamp = signed_stamp(A, "Google")
+    factories.cache_stamp(A, stamp)
+    url = f"/internal/score/v2/{community.id}/{A}"
+    assert client.get(url, **INTERNAL_AUTH).status_code == 200  # cold: writes registry_stamp
+    kept_id = Stamp.objects.get().pk
+    assert client.get(url, **INTERNAL_AUTH).status_code == 200
+    assert Stamp.objects.get().pk == kept_id  # unchanged: left alone
+    Stamp.objects.update(credential={**stamp, "issuanceDate": "2020-01-01T00:00:00.000Z"})
+
+    with CaptureQueriesContext(connection) as capture:
+        assert client.get(url, **INTERNAL_AUTH).status_code == 200
+
+    opening = statements(capture)[0]
+    assert "AS stored_digest" in opening and "r.credential::text] FROM registry_stamp" not in opening
+    assert [row.credential for row in Stamp.objects.all()] == [stamp]

@@ -1,6 +1,7 @@
 """Passports, scores and their registry stamps (registry_passport, registry_score, registry_stamp), and the
 address lock that serializes the writers of one address."""
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -41,7 +42,7 @@ class ScoringSnapshot:
     passport_id: int
     score_id: int
     stamps: list[CachedStamp]  # the address's live stamps (ceramic.SCORING_STAMPS)
-    stored_stamps: list[tuple[str, str]]  # registry_stamp (provider, credential text) of the passport, by id
+    stored_stamps: "StoredStamps"  # registry_stamp of the passport
     stored_stamp_ids: list[int]  # their ids, to see at write time whether another writer replaced them
     links: dict[str, Link]  # registry_hashscorerlink of every nullifier the live stamps carry, in this community
     human_key_providers: set[str]  # registry_humanpoints HKY providers (human points reads only)
@@ -51,12 +52,32 @@ class ScoringSnapshot:
 
 
 @dataclass(frozen=True)
+class StoredStamps:
+    """registry_stamp of the passport as the snapshot read it: its (provider, credential text) pairs by id, or, from
+    the checked read, their number and a digest of those pairs only (the texts, ~2 kB each, stay in the database)."""
+
+    count: int
+    pairs: list[tuple[str, str]] | None = None
+    digest: str | None = None
+
+
+def stamps_digest(stamps: list[CachedStamp]) -> str | None:
+    """What the checked read's `stored_digest` is for registry_stamp rows holding exactly these stamps, in order
+    (None when a stamp has no stored text, or for none)."""
+    if not stamps or any(stamp.text is None for stamp in stamps):
+        return None
+    joined = "\x1e".join(f"{stamp.provider}\x1f{stamp.text}" for stamp in stamps)
+    return hashlib.sha256(joined.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
 class _SnapshotRecord:
     passport_id: int
     score_id: int | None
     stamps: list[list[str]] | None
     stamp_versions: list[str] | None
-    stored_stamps: list[list[str]]
+    stored_stamps: list[list[str]] | None
+    stored_digest: str | None
     stored_stamp_ids: list[int]
     link_hashes: list[str] | None
     link_addresses: list[str] | None
@@ -91,10 +112,21 @@ s_ins AS (
     ON CONFLICT (passport_id) DO NOTHING RETURNING id
 )"""
 _SCORE_ID = "COALESCE((SELECT id FROM s_ins), (SELECT s.id FROM registry_score s WHERE s.passport_id = p.id))"
-_STORED_STAMPS = """
+_STORED_STAMP_IDS = (
+    "ARRAY(SELECT r.id FROM registry_stamp r WHERE r.passport_id = p.id ORDER BY r.id) AS stored_stamp_ids"
+)
+_STORED_STAMPS = f"""
        ARRAY(SELECT ARRAY[r.provider, r.credential::text] FROM registry_stamp r WHERE r.passport_id = p.id
-             ORDER BY r.id) AS stored_stamps,
-       ARRAY(SELECT r.id FROM registry_stamp r WHERE r.passport_id = p.id ORDER BY r.id) AS stored_stamp_ids"""
+             ORDER BY r.id) AS stored_stamps, NULL::text AS stored_digest,
+       {_STORED_STAMP_IDS}"""
+# The checked read's registry stamps: a digest of the rows' (provider, credential text) pairs, as `stamps_digest`
+# computes it for the kept stamps (chr(31) and chr(30) are the separators), not the texts.
+_STORED_DIGEST = f"""
+       NULL::text[] AS stored_stamps,
+       (SELECT encode(sha256(convert_to(string_agg(r.provider || chr(31) || r.credential::text, chr(30) ORDER BY r.id),
+                                        'UTF8')), 'hex')
+        FROM registry_stamp r WHERE r.passport_id = p.id) AS stored_digest,
+       {_STORED_STAMP_IDS}"""
 # `hashes` is a superset of the nullifiers scoring looks up (`hash` or `nullifiers` strings of every live stamp).
 _SNAPSHOT = """{upserts},
 st AS ({stamps}),
@@ -128,7 +160,7 @@ LEFT JOIN LATERAL (
 # versions differ (another writer changed the stamps in between), the full statement runs instead.
 _CHECKED_SNAPSHOT = """
 SELECT p.id AS passport_id, s.id AS score_id, NULL::text[] AS stamps,
-       {versions} AS stamp_versions,{stored_stamps},
+       {versions} AS stamp_versions,{stored_digest},
        links.link_hashes, links.link_addresses, links.link_expires,
        {points}
 FROM registry_passport p
@@ -158,6 +190,7 @@ def _statement(template: str, points: bool) -> str:
         upserts=_UPSERTS,
         score_id=_SCORE_ID,
         stored_stamps=_STORED_STAMPS,
+        stored_digest=_STORED_DIGEST,
         stamps=ceramic.SCORING_STAMPS,
         versions=ceramic.SCORING_STAMP_VERSIONS_ARRAY,
         points=_POINTS if points else _NO_POINTS,
@@ -194,7 +227,7 @@ def scoring_snapshot(
     params: dict[str, object] = {"address": address, "community": community_id}
     if expected is not None and all(stamp.version is not None for stamp in expected):
         params["hashes"] = sorted({hash_ for stamp in expected for hash_ in _lookup_hashes(stamp.credential)})
-        record = sql.fetch_one(_SnapshotRecord, _STATEMENTS[(_CHECKED_SNAPSHOT, with_points)], params)
+        record = sql.fetch_one(_SnapshotRecord, _STATEMENTS[(_CHECKED_SNAPSHOT, with_points)], params, only_reads=True)
         if (
             record is not None
             and record.score_id is not None
@@ -241,7 +274,13 @@ def _snapshot(record: _SnapshotRecord, stamps: list[CachedStamp], *, as_expected
         passport_id=record.passport_id,
         score_id=record.score_id,
         stamps=stamps,
-        stored_stamps=[(provider, text) for provider, text in record.stored_stamps],
+        stored_stamps=StoredStamps(
+            count=len(record.stored_stamp_ids),
+            pairs=None
+            if record.stored_stamps is None
+            else [(provider, text) for provider, text in record.stored_stamps],
+            digest=record.stored_digest,
+        ),
         stored_stamp_ids=list(record.stored_stamp_ids),
         links=links,
         human_key_providers=set(record.human_key_providers or ()),
@@ -274,16 +313,23 @@ def score_update(score_id: int, fields: ScoreFields) -> Statement:
     )
 
 
-def stamps_unchanged(stored: list[tuple[str, str]], kept: list[CachedStamp]) -> bool:
+def stamps_unchanged(stored: StoredStamps, kept: list[CachedStamp]) -> bool:
     """registry_stamp already holds exactly `kept`: compared on jsonb's text first (no parsing); only when the
-    texts differ are the values compared (two texts of one value, such as 1.0 and 1.00, are the same stamp)."""
-    if len(stored) != len(kept):
+    texts differ are the values compared (two texts of one value, such as 1.0 and 1.00, are the same stamp). From
+    a digest only the texts can be compared: a different text of the same value is then rewritten, as the original
+    rewrites registry_stamp on every scoring."""
+    if stored.count != len(kept):
         return False
+    if not kept:
+        return True
+    if stored.pairs is None:
+        return stored.digest is not None and stored.digest == stamps_digest(kept)
     if all(
-        provider == stamp.provider and text == stamp.text for (provider, text), stamp in zip(stored, kept, strict=True)
+        provider == stamp.provider and text == stamp.text
+        for (provider, text), stamp in zip(stored.pairs, kept, strict=True)
     ):
         return True
-    return [(provider, sql.json_value(text)) for provider, text in stored] == [
+    return [(provider, sql.json_value(text)) for provider, text in stored.pairs] == [
         (stamp.provider, stamp.credential) for stamp in kept
     ]
 

@@ -95,9 +95,13 @@ def _column_names(record: type, sql: str, c: CursorWrapper) -> list[str]:
     return names
 
 
-def fetch_one(record: type[R], sql: str, params: Params = ()) -> R | None:
-    """The first row as a `record` (a dataclass whose fields are the statement's column names), or None."""
+def fetch_one(record: type[R], sql: str, params: Params = (), *, only_reads: bool = False) -> R | None:
+    """The first row as a `record` (a dataclass whose fields are the statement's column names), or None.
+    `only_reads`: the statement writes nothing, so it may travel with its transaction's opener
+    (scorer_fast/db/postgresql/base.py)."""
     c = cursor()
+    if only_reads:
+        connection.next_statement_only_reads()
     c.execute(sql, params)
     row = c.fetchone()
     return None if row is None else record(**dict(zip(_column_names(record, sql, c), row, strict=True)))

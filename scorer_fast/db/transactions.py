@@ -13,7 +13,8 @@ from typing import TypeVar
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
 
-from scorer_fast.db import scores, sql
+from scorer_fast.db import scores
+from scorer_fast.db.postgresql.base import Opener, literal_sql
 from scorer_fast.errors import DatabaseBusy
 
 logger = logging.getLogger(__name__)
@@ -54,17 +55,17 @@ def run_durable(work: Callable[[], T], *, lock_address: str | None = None) -> T:
 def _start(lock_address: str | None) -> None:
     """Bound every statement and lock wait of the transaction (SET LOCAL semantics: nothing leaks to the next
     client of a pooled connection, and no startup option a transaction pooler might refuse), then take the address
-    lock if it is free — one round trip, and one that waits for nothing but a server, so it runs under the
-    deadline for the database's first answer (scorer_fast/db/postgresql/base.py). A lock held by another request is
-    then waited for in a second statement, bounded by lock_timeout. The timeouts are set in a subquery, so they
-    apply to the lock of the same statement (`OFFSET 0` keeps the planner from folding it into the projection)."""
+    lock if it is free. That opener travels with BEGIN in the message of the transaction's first statement (or just
+    before it, when the statement may write) and waits for nothing but a server, so it runs under the deadline for
+    the database's first answer (scorer_fast/db/postgresql/base.py). A lock held by another request is then waited
+    for in a statement of its own, bounded by lock_timeout. The timeouts are set in a subquery, so they apply to the
+    lock of the same statement (`OFFSET 0` keeps the planner from folding it into the projection)."""
     timeouts = [f"{settings.DB_STATEMENT_TIMEOUT_MS}ms", f"{settings.DB_LOCK_TIMEOUT_MS}ms"]
     set_timeouts = "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true) OFFSET 0"
     connection.bound_next_answer()  # our backend (scorer_fast/db/postgresql/base.py)
     if lock_address is None:
-        sql.execute(set_timeouts, timeouts)
+        connection.open_transaction_with(Opener(literal_sql(f"SELECT true FROM ({set_timeouts}) t", timeouts), ""))
         return
     key = scores.lock_key(lock_address)
-    taken = sql.one(f"SELECT {scores.ADDRESS_LOCK_IF_FREE} FROM ({set_timeouts}) timeouts", [key, *timeouts])
-    if not (taken and taken[0]):
-        sql.execute(f"SELECT {scores.ADDRESS_LOCK}", [key])
+    taken = literal_sql(f"SELECT {scores.ADDRESS_LOCK_IF_FREE} FROM ({set_timeouts}) timeouts", [key, *timeouts])
+    connection.open_transaction_with(Opener(taken, literal_sql(f"SELECT {scores.ADDRESS_LOCK}", [key]), key=key))

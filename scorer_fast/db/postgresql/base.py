@@ -14,12 +14,21 @@
   under load every request would otherwise pay a `SELECT 1` round trip for a connection the previous request just
   used. A connection idle for `HEALTH_CHECK_IDLE_SECONDS` or more is pinged as before;
 - `reusable_cursor()`: the scoring statements (scorer_fast/db/sql.py) share one cursor per connection instead of
-  creating, wrapping and closing one per statement.
+  creating, wrapping and closing one per statement;
+- a transaction's `BEGIN` and its opener (`open_transaction_with`: the timeouts and the address lock,
+  scorer_fast/db/transactions.py) travel in the message of its first statement, not in round trips of their own:
+  psycopg stays in autocommit and the statements go as one simple-query message, which client-side binding (the
+  default) allows. A statement declared read-only (`next_statement_only_reads`) even travels with the opener; when
+  the lock was not free its answer is dropped and it runs again once the lock is granted (and for the next
+  `CONTENDED_SECONDS` that lock's transactions send their read after the opener, not with it). With server-side
+  binding (the prepared-statement opt-in) each goes alone, as psycopg would send them.
 """
 
+import re
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -27,11 +36,46 @@ from django.core.signals import request_finished, request_started
 from django.db import DatabaseError, OperationalError, connections
 from django.db.backends.postgresql import base
 from django.db.backends.utils import CursorWrapper
+from psycopg import sql as psycopg_sql
 from psycopg.pq import TransactionStatus
 
 from scorer_fast.db.postgresql.deadline import Wait, watchdog
 
 DEFAULT_UNAVAILABLE_AFTER_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Opener:
+    """A transaction's opening statement (literal SQL, no parameters) whose one row's first column says whether it
+    got what it needs without waiting; when it says no, `when_refused` (literal SQL) is run next, unbounded."""
+
+    sql: str
+    when_refused: str
+    # what it waits for (an address lock's key): after a refusal the next opener of that key comes alone for a while
+    key: str | None = None
+
+
+# An address whose lock was just refused is likely contended again (a burst of requests for it): for this long,
+# its transaction's first read is not sent with the opener, where a refusal would make it run twice.
+CONTENDED_SECONDS = 5.0
+_CONTENDED_KEYS = 1024
+_contended: dict[str, float] = {}  # per process, whichever thread's connection saw the refusal: key -> when
+
+
+def literal_sql(template: str, params: list[Any]) -> str:
+    """`template` with each `%s` replaced by its parameter as an SQL literal (for statements sent in one message
+    with another statement, which brings its own parameters)."""
+    return template % tuple(_literal(param) for param in params)
+
+
+_PLAIN_TEXT = re.compile(r"[A-Za-z0-9_:.-]*")
+
+
+def _literal(param: Any) -> str:
+    """Text of letters, digits and `_:.-` (lock keys, timeouts) needs no escaping; psycopg quotes the rest."""
+    if isinstance(param, str) and _PLAIN_TEXT.fullmatch(param):
+        return f"'{param}'"
+    return psycopg_sql.quote(param)
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
@@ -41,14 +85,35 @@ class DatabaseWrapper(base.DatabaseWrapper):
     # transaction; never outside a request, where a management command's first statement may be a long read).
     _bound_next_answer = False
     _ping_timed_out = False
+    _begin_pending = False  # Django opened a transaction; its BEGIN goes with the first statement
+    _opener: Opener | None = None
+    _next_only_reads = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.execute_wrappers.append(self._first_answer_bounded)
+        self.execute_wrappers.append(self._open_with_first_statement)
 
     def bound_next_answer(self, bounded: bool = True) -> None:
         """The next statement opens a transaction and waits for nothing but a server: put it under the deadline."""
         self._bound_next_answer = bounded
+
+    def open_transaction_with(self, opener: Opener) -> None:
+        """Send `opener` with the transaction's next statement (or before it, when that one may write)."""
+        self._opener = opener
+
+    def next_statement_only_reads(self) -> None:
+        """The next statement writes nothing, so it may travel with the opener and run again after it."""
+        self._next_only_reads = True
+
+    def _set_autocommit(self, autocommit: bool) -> None:
+        self._begin_pending = False
+        self._opener = None
+        if autocommit or self.settings_dict["OPTIONS"].get("server_side_binding") is True:
+            super()._set_autocommit(autocommit)
+            return
+        if not self.connection.autocommit:
+            super()._set_autocommit(True)
+        self._begin_pending = True  # psycopg's commit() and rollback() follow the server's state, not this flag
 
     def close_if_health_check_failed(self) -> None:
         idle = time.monotonic() - self._last_cursor_at
@@ -79,14 +144,79 @@ class DatabaseWrapper(base.DatabaseWrapper):
         self._ping_timed_out = wait.expired
         return usable
 
-    def _first_answer_bounded(
+    def _open_with_first_statement(
         self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]
     ) -> Any:
-        if not self._bound_next_answer or self.connection.info.transaction_status != TransactionStatus.IDLE:
+        """The first statement of a request or a transaction: under the deadline (it waits for nothing but a
+        server), with the transaction's BEGIN and opener in the same message."""
+        only_reads, self._next_only_reads = self._next_only_reads, False
+        if self.connection.info.transaction_status != TransactionStatus.IDLE:
             return execute(sql, params, many, context)  # inside a transaction a server is linked already
-        self._bound_next_answer = False
-        with self._answer_deadline():
+        bounded, self._bound_next_answer = self._bound_next_answer, False
+        opener, self._opener = self._opener, None
+        head = ["BEGIN"] if self._begin_pending else []
+        self._begin_pending = False
+        if opener is not None:
+            head.append(opener.sql)
+        raw = context["cursor"].cursor
+        if not head:
+            with self._deadline_if(bounded):
+                return execute(sql, params, many, context)
+        if (
+            many
+            or not isinstance(raw, psycopg.ClientCursor)
+            or (opener is not None and not (only_reads and self._uncontended(opener)))
+        ):
+            with self._deadline_if(bounded):
+                refused = self._send_head(head, opener)
+            if refused is not None:
+                self._wait_for(refused)
             return execute(sql, params, many, context)
+        text = ";\n".join(head) + ";\n"
+        with self._deadline_if(bounded):
+            result = execute((text.replace("%", "%%") if params is not None else text) + sql, params, many, context)
+            refused = self._skip_head(raw, head, opener)
+        if refused is None:
+            return result
+        self._wait_for(refused)
+        return execute(sql, params, many, context)  # the first answer predates the lock
+
+    def _deadline_if(self, bounded: bool) -> AbstractContextManager[Any]:
+        return self._answer_deadline() if bounded else nullcontext()
+
+    def _send_head(self, head: list[str], opener: Opener | None) -> Opener | None:
+        """BEGIN and the opener alone, as one message; the opener when it was refused."""
+        with self.wrap_database_errors, self.connection.cursor() as raw:
+            raw.execute(";\n".join(head))
+            return self._skip_head(raw, head, opener, last=True)
+
+    @staticmethod
+    def _skip_head(raw: Any, head: list[str], opener: Opener | None, *, last: bool = False) -> Opener | None:
+        """Move `raw` past the results of `head` (to the statement's, unless `last`); the opener (the last of `head`)
+        when it answered no."""
+        for _ in range(len(head) - 1):
+            raw.nextset()
+        refused = opener if opener is not None and not raw.fetchone()[0] else None
+        if not last:
+            raw.nextset()
+        return refused
+
+    def forget_contention(self) -> None:
+        """Tests: no lock was refused before."""
+        _contended.clear()
+
+    def _uncontended(self, opener: Opener) -> bool:
+        refused_at = _contended.get(opener.key) if opener.key is not None else None
+        return refused_at is None or time.monotonic() - refused_at >= CONTENDED_SECONDS
+
+    def _wait_for(self, refused: Opener) -> None:
+        """What the opener could not get without waiting, in a statement of its own (not under the deadline)."""
+        if refused.key is not None:
+            if len(_contended) >= _CONTENDED_KEYS:
+                _contended.clear()
+            _contended[refused.key] = time.monotonic()
+        with self.wrap_database_errors, self.connection.cursor() as raw:
+            raw.execute(refused.when_refused)
 
     @contextmanager
     def _answer_deadline(self) -> Iterator[Wait]:
