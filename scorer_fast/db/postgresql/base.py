@@ -85,7 +85,6 @@ class DatabaseWrapper(base.DatabaseWrapper):
     # transaction; never outside a request, where a management command's first statement may be a long read).
     _bound_next_answer = False
     _ping_timed_out = False
-    _begin_pending = False  # Django opened a transaction; its BEGIN goes with the first statement
     _opener: Opener | None = None
     _next_only_reads = False
 
@@ -106,14 +105,13 @@ class DatabaseWrapper(base.DatabaseWrapper):
         self._next_only_reads = True
 
     def _set_autocommit(self, autocommit: bool) -> None:
-        self._begin_pending = False
+        """With client-side binding psycopg stays in autocommit: a transaction's BEGIN is sent with its first
+        statement (psycopg's commit() and rollback() follow the server's transaction state, not this setting)."""
         self._opener = None
-        if autocommit or self.settings_dict["OPTIONS"].get("server_side_binding") is True:
-            super()._set_autocommit(autocommit)
-            return
-        if not self.connection.autocommit:
-            super()._set_autocommit(True)
-        self._begin_pending = True  # psycopg's commit() and rollback() follow the server's state, not this flag
+        super()._set_autocommit(autocommit or self._sends_begin_itself())
+
+    def _sends_begin_itself(self) -> bool:
+        return self.settings_dict["OPTIONS"].get("server_side_binding") is not True
 
     def close_if_health_check_failed(self) -> None:
         idle = time.monotonic() - self._last_cursor_at
@@ -154,8 +152,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
             return execute(sql, params, many, context)  # inside a transaction a server is linked already
         bounded, self._bound_next_answer = self._bound_next_answer, False
         opener, self._opener = self._opener, None
-        head = ["BEGIN"] if self._begin_pending else []
-        self._begin_pending = False
+        # Django opened a transaction (its own flag) that the server has not started yet
+        head = ["BEGIN"] if not self.autocommit and self._sends_begin_itself() else []
         if opener is not None:
             head.append(opener.sql)
         raw = context["cursor"].cursor
