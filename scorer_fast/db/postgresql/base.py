@@ -171,9 +171,16 @@ class DatabaseWrapper(base.DatabaseWrapper):
                 self._wait_for(refused)
             return execute(sql, params, many, context)
         text = ";\n".join(head) + ";\n"
-        with self._deadline_if(bounded):
-            result = execute((text.replace("%", "%%") if params is not None else text) + sql, params, many, context)
-            refused = self._skip_head(raw, head, opener)
+        try:
+            with self._deadline_if(bounded):
+                result = execute((text.replace("%", "%%") if params is not None else text) + sql, params, many, context)
+                refused = self._skip_head(raw, head, opener)
+        except OperationalError:
+            if opener is not None:
+                # Cut at the deadline, the read may have waited on a table lock (DDL, VACUUM FULL), not a server: this
+                # address's next reads go after the opener, where such a wait is bounded by lock_timeout only.
+                self._mark_contended(opener)
+            raise
         if refused is None:
             return result
         self._wait_for(refused)
@@ -203,16 +210,20 @@ class DatabaseWrapper(base.DatabaseWrapper):
         """Tests: no lock was refused before."""
         _contended.clear()
 
+    @staticmethod
+    def _mark_contended(opener: Opener) -> None:
+        if opener.key is not None:
+            if len(_contended) >= _CONTENDED_KEYS:
+                _contended.clear()
+            _contended[opener.key] = time.monotonic()
+
     def _uncontended(self, opener: Opener) -> bool:
         refused_at = _contended.get(opener.key) if opener.key is not None else None
         return refused_at is None or time.monotonic() - refused_at >= CONTENDED_SECONDS
 
     def _wait_for(self, refused: Opener) -> None:
         """What the opener could not get without waiting, in a statement of its own (not under the deadline)."""
-        if refused.key is not None:
-            if len(_contended) >= _CONTENDED_KEYS:
-                _contended.clear()
-            _contended[refused.key] = time.monotonic()
+        self._mark_contended(refused)
         with self.wrap_database_errors, self.connection.cursor() as raw:
             raw.execute(refused.when_refused)
 
