@@ -1,6 +1,7 @@
 """The statements a warm score sends (issue 11): what each round trip carries, not how long it takes."""
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -360,3 +361,27 @@ def test_the_checked_read_compares_registry_stamps_by_digest_and_rewrites_a_chan
     opening = statements(capture)[0]
     assert "AS stored_digest" in opening and "r.credential::text] FROM registry_stamp" not in opening
     assert [row.credential for row in Stamp.objects.all()] == [stamp]
+
+
+def test_a_read_cut_at_the_deadline_by_a_table_lock_goes_after_the_opener_next_time(committed_db, client):
+    """The read that travels with the opener is under the database-unavailable deadline. A table lock held longer
+    (DDL, VACUUM FULL) makes that first request a 503; the address's next reads go after the opener, where the wait
+    is bounded by lock_timeout only, as before the folding (docs/decisions.md)."""
+    community = factories.community(weights={"Google": 1}, threshold="1")
+    factories.cache_stamp(A, signed_stamp(A, "Google"))
+    url = f"/internal/score/v2/{community.id}/{A}"
+    assert client.get(url, **INTERNAL_AUTH).status_code == 200  # cold: rows written, stamps remembered
+    configured = connection.settings_dict["UNAVAILABLE_AFTER_SECONDS"]
+    connection.settings_dict["UNAVAILABLE_AFTER_SECONDS"] = 0.5
+    try:
+        with foreign_writer() as holder:
+            holder.execute("LOCK TABLE registry_hashscorerlink IN ACCESS EXCLUSIVE MODE")
+            assert client.get(url, **INTERNAL_AUTH).status_code == 503
+            waiting = Background(lambda: client.get(url, **INTERNAL_AUTH))
+            wait_until_blocked_by(holder)
+            time.sleep(1.0)  # longer than the deadline
+            holder.commit()
+            response = waiting.result()
+    finally:
+        connection.settings_dict["UNAVAILABLE_AFTER_SECONDS"] = configured
+    assert response.status_code == 200 and response.json()["score"] == "1.00000"

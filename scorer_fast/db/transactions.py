@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
 
 from scorer_fast.db import scores
-from scorer_fast.db.postgresql.base import Opener, literal_sql
+from scorer_fast.db.postgresql.base import Opener
 from scorer_fast.errors import DatabaseBusy
 
 logger = logging.getLogger(__name__)
@@ -62,10 +62,16 @@ def _start(lock_address: str | None) -> None:
     lock of the same statement (`OFFSET 0` keeps the planner from folding it into the projection)."""
     timeouts = [f"{settings.DB_STATEMENT_TIMEOUT_MS}ms", f"{settings.DB_LOCK_TIMEOUT_MS}ms"]
     set_timeouts = "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true) OFFSET 0"
-    connection.bound_next_answer()  # our backend (scorer_fast/db/postgresql/base.py)
     if lock_address is None:
-        connection.open_transaction_with(Opener(literal_sql(f"SELECT true FROM ({set_timeouts}) t", timeouts), ""))
+        connection.open_transaction_with(Opener(f"SELECT true FROM ({set_timeouts}) t", tuple(timeouts)))
         return
     key = scores.lock_key(lock_address)
-    taken = literal_sql(f"SELECT {scores.ADDRESS_LOCK_IF_FREE} FROM ({set_timeouts}) timeouts", [key, *timeouts])
-    connection.open_transaction_with(Opener(taken, literal_sql(f"SELECT {scores.ADDRESS_LOCK}", [key]), key=key))
+    connection.open_transaction_with(  # our backend (scorer_fast/db/postgresql/base.py)
+        Opener(
+            f"SELECT {scores.ADDRESS_LOCK_IF_FREE} FROM ({set_timeouts}) timeouts",
+            (key, *timeouts),
+            when_refused=f"SELECT {scores.ADDRESS_LOCK}",
+            refused_params=(key,),
+            key=key,
+        )
+    )

@@ -46,13 +46,20 @@ DEFAULT_UNAVAILABLE_AFTER_SECONDS = 2.0
 
 @dataclass(frozen=True)
 class Opener:
-    """A transaction's opening statement (literal SQL, no parameters) whose one row's first column says whether it
-    got what it needs without waiting; when it says no, `when_refused` (literal SQL) is run next, unbounded."""
+    """A transaction's opening statement (`sql` with `%s` parameters), under the deadline for the database's first
+    answer; its one row's first column says whether it got what it needs without waiting. When it says no,
+    `when_refused` (with `refused_params`) is run next, unbounded."""
 
     sql: str
-    when_refused: str
+    params: tuple[Any, ...] = ()
+    when_refused: str = ""
+    refused_params: tuple[Any, ...] = ()
     # what it waits for (an address lock's key): after a refusal the next opener of that key comes alone for a while
     key: str | None = None
+
+    def literal(self) -> str:
+        """For a message whose statement brings parameters of its own."""
+        return literal_sql(self.sql, list(self.params))
 
 
 # An address whose lock was just refused is likely contended again (a burst of requests for it): for this long,
@@ -97,7 +104,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
         self._bound_next_answer = bounded
 
     def open_transaction_with(self, opener: Opener) -> None:
-        """Send `opener` with the transaction's next statement (or before it, when that one may write)."""
+        """Send `opener` with the transaction's next statement (or before it, when that one may write), under the
+        deadline; the opener and its deadline end with the transaction, even one that sent nothing."""
         self._opener = opener
 
     def next_statement_only_reads(self) -> None:
@@ -150,12 +158,12 @@ class DatabaseWrapper(base.DatabaseWrapper):
         only_reads, self._next_only_reads = self._next_only_reads, False
         if self.connection.info.transaction_status != TransactionStatus.IDLE:
             return execute(sql, params, many, context)  # inside a transaction a server is linked already
-        bounded, self._bound_next_answer = self._bound_next_answer, False
         opener, self._opener = self._opener, None
+        bounded, self._bound_next_answer = self._bound_next_answer or opener is not None, False
         # Django opened a transaction (its own flag) that the server has not started yet
         head = ["BEGIN"] if not self.autocommit and self._sends_begin_itself() else []
         if opener is not None:
-            head.append(opener.sql)
+            head.append(opener.literal())
         raw = context["cursor"].cursor
         if not head:
             with self._deadline_if(bounded):
@@ -166,14 +174,21 @@ class DatabaseWrapper(base.DatabaseWrapper):
             or (opener is not None and not (only_reads and self._uncontended(opener)))
         ):
             with self._deadline_if(bounded):
-                refused = self._send_head(head, opener)
+                refused = self._send_head(opener)
             if refused is not None:
                 self._wait_for(refused)
             return execute(sql, params, many, context)
         text = ";\n".join(head) + ";\n"
-        with self._deadline_if(bounded):
-            result = execute((text.replace("%", "%%") if params is not None else text) + sql, params, many, context)
-            refused = self._skip_head(raw, head, opener)
+        try:
+            with self._deadline_if(bounded):
+                result = execute((text.replace("%", "%%") if params is not None else text) + sql, params, many, context)
+                refused = self._skip_head(raw, head, opener)
+        except OperationalError:
+            if opener is not None:
+                # Cut at the deadline, the read may have waited on a table lock (DDL, VACUUM FULL), not a server: this
+                # address's next reads go after the opener, where such a wait is bounded by lock_timeout only.
+                self._mark_contended(opener)
+            raise
         if refused is None:
             return result
         self._wait_for(refused)
@@ -182,10 +197,14 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def _deadline_if(self, bounded: bool) -> AbstractContextManager[Any]:
         return self._answer_deadline() if bounded else nullcontext()
 
-    def _send_head(self, head: list[str], opener: Opener | None) -> Opener | None:
-        """BEGIN and the opener alone, as one message; the opener when it was refused."""
+    def _send_head(self, opener: Opener | None) -> Opener | None:
+        """BEGIN (if still to send) and the opener alone, as one message, the opener with its parameters (with
+        server-side binding one prepared statement then serves every address); the opener when it was refused."""
+        head = ["BEGIN"] if not self.autocommit and self._sends_begin_itself() else []
+        if opener is not None:
+            head.append(opener.sql)
         with self.wrap_database_errors, self.connection.cursor() as raw:
-            raw.execute(";\n".join(head))
+            raw.execute(";\n".join(head), opener.params if opener is not None else None)
             return self._skip_head(raw, head, opener, last=True)
 
     @staticmethod
@@ -203,18 +222,22 @@ class DatabaseWrapper(base.DatabaseWrapper):
         """Tests: no lock was refused before."""
         _contended.clear()
 
+    @staticmethod
+    def _mark_contended(opener: Opener) -> None:
+        if opener.key is not None:
+            if len(_contended) >= _CONTENDED_KEYS:
+                _contended.clear()
+            _contended[opener.key] = time.monotonic()
+
     def _uncontended(self, opener: Opener) -> bool:
         refused_at = _contended.get(opener.key) if opener.key is not None else None
         return refused_at is None or time.monotonic() - refused_at >= CONTENDED_SECONDS
 
     def _wait_for(self, refused: Opener) -> None:
         """What the opener could not get without waiting, in a statement of its own (not under the deadline)."""
-        if refused.key is not None:
-            if len(_contended) >= _CONTENDED_KEYS:
-                _contended.clear()
-            _contended[refused.key] = time.monotonic()
+        self._mark_contended(refused)
         with self.wrap_database_errors, self.connection.cursor() as raw:
-            raw.execute(refused.when_refused)
+            raw.execute(refused.when_refused, refused.refused_params)
 
     @contextmanager
     def _answer_deadline(self) -> Iterator[Wait]:
