@@ -161,11 +161,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
         opener, self._opener = self._opener, None
         bounded, self._bound_next_answer = self._bound_next_answer or opener is not None, False
         # Django opened a transaction (its own flag) that the server has not started yet
-        head = ["BEGIN"] if not self.autocommit and self._sends_begin_itself() else []
-        if opener is not None:
-            head.append(opener.literal())
+        begin = not self.autocommit and self._sends_begin_itself()
         raw = context["cursor"].cursor
-        if not head:
+        if not begin and opener is None:
             with self._deadline_if(bounded):
                 return execute(sql, params, many, context)
         if (
@@ -174,15 +172,15 @@ class DatabaseWrapper(base.DatabaseWrapper):
             or (opener is not None and not (only_reads and self._uncontended(opener)))
         ):
             with self._deadline_if(bounded):
-                refused = self._send_head(opener)
+                refused = self._send_head(begin, opener)
             if refused is not None:
                 self._wait_for(refused)
             return execute(sql, params, many, context)
-        text = ";\n".join(head) + ";\n"
+        head = "".join([*(["BEGIN;\n"] if begin else []), *([opener.literal() + ";\n"] if opener else [])])
         try:
             with self._deadline_if(bounded):
-                result = execute((text.replace("%", "%%") if params is not None else text) + sql, params, many, context)
-                refused = self._skip_head(raw, head, opener)
+                result = execute((head.replace("%", "%%") if params is not None else head) + sql, params, many, context)
+                refused = self._skip_head(raw, begin, opener)
         except OperationalError:
             if opener is not None:
                 # Cut at the deadline, the read may have waited on a table lock (DDL, VACUUM FULL), not a server: this
@@ -197,22 +195,20 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def _deadline_if(self, bounded: bool) -> AbstractContextManager[Any]:
         return self._answer_deadline() if bounded else nullcontext()
 
-    def _send_head(self, opener: Opener | None) -> Opener | None:
+    def _send_head(self, begin: bool, opener: Opener | None) -> Opener | None:
         """BEGIN (if still to send) and the opener alone, as one message, the opener with its parameters (with
         server-side binding one prepared statement then serves every address); the opener when it was refused."""
-        head = ["BEGIN"] if not self.autocommit and self._sends_begin_itself() else []
-        if opener is not None:
-            head.append(opener.sql)
+        head = ";\n".join([*(["BEGIN"] if begin else []), *([opener.sql] if opener else [])])
         with self.wrap_database_errors, self.connection.cursor() as raw:
-            raw.execute(";\n".join(head), opener.params if opener is not None else None)
-            return self._skip_head(raw, head, opener, last=True)
+            raw.execute(head, opener.params if opener is not None else None)
+            return self._skip_head(raw, begin, opener, last=True)
 
     @staticmethod
-    def _skip_head(raw: Any, head: list[str], opener: Opener | None, *, last: bool = False) -> Opener | None:
-        """Move `raw` past the results of `head` (to the statement's, unless `last`); the opener (the last of `head`)
-        when it answered no."""
-        for _ in range(len(head) - 1):
-            raw.nextset()
+    def _skip_head(raw: Any, begin: bool, opener: Opener | None, *, last: bool = False) -> Opener | None:
+        """Move `raw` past the results of BEGIN and the opener (to the statement's, unless `last`); the opener when
+        it answered no."""
+        if begin and opener is not None:
+            raw.nextset()  # from BEGIN's result to the opener's
         refused = opener if opener is not None and not raw.fetchone()[0] else None
         if not last:
             raw.nextset()
