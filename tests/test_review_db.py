@@ -91,22 +91,29 @@ def test_the_reused_cursor_is_per_thread_and_survives_a_killed_connection(commit
     assert sql.one("SELECT 1") == (1,) and sql.cursor() is not ours
 
 
-@pytest.mark.django_db
-def test_the_registry_stamp_probe_sees_a_row_deleted_or_added_since_the_snapshot():
+def test_the_registry_stamp_probe_sees_a_row_deleted_added_or_changed_since_the_snapshot(committed_db):
+    """Committed rows (each statement its own transaction): an UPDATE inside the transaction that wrote a row keeps
+    its xmin, but the probe only ever compares versions other transactions committed."""
     from scorer_fast.db import scores
     from scorer_fast.models import Stamp
 
     passport = Passport.objects.create(address=A, community=factories.community(weights={"Google": 1}))
-    ids = [Stamp.objects.create(passport=passport, provider=p, credential={}).id for p in ("Google", "Ens")]
+    for provider in ("Google", "Ens"):
+        Stamp.objects.create(passport=passport, provider=provider, credential={})
+    versions_query = "SELECT ARRAY(SELECT id || '.' || xmin FROM registry_stamp WHERE passport_id = %s ORDER BY id)"
+    (versions,) = sql.one(versions_query, [passport.id])
 
     def replaced() -> bool:
-        return sql.execute_together([], probe=scores.stamps_replaced_since(passport.id, ids))
+        return sql.execute_together([], probe=scores.stamps_replaced_since(passport.id, versions))
 
-    assert replaced() is False
+    assert len(versions) == 2 and replaced() is False
     Stamp.objects.create(passport=passport, provider="Github", credential={})
     assert replaced() is True
     Stamp.objects.filter(provider="Github").delete()
-    Stamp.objects.filter(id=ids[1]).delete()
+    assert replaced() is False
+    Stamp.objects.filter(provider="Ens").update(credential={"changed": True})  # same id, new row version
+    assert replaced() is True
+    Stamp.objects.filter(provider="Ens").delete()
     assert replaced() is True
     Stamp.objects.filter(passport=passport).delete()
     assert sql.execute_together([], probe=scores.stamps_replaced_since(passport.id, [])) is False  # none, none
