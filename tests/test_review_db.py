@@ -103,8 +103,12 @@ def test_the_registry_stamp_probe_sees_a_row_deleted_added_or_changed_since_the_
     versions_query = "SELECT ARRAY(SELECT id || '.' || xmin FROM registry_stamp WHERE passport_id = %s ORDER BY id)"
     (versions,) = sql.one(versions_query, [passport.id])
 
-    def replaced() -> bool:
-        return sql.execute_together([], probe=scores.stamps_replaced_since(passport.id, versions))
+    def replaced(probed: list[str] = versions) -> bool:
+        try:
+            sql.execute_together([], unless=scores.stamps_replaced_since(passport.id, probed))
+        except sql.ProbeFound:
+            return True
+        return False
 
     assert len(versions) == 2 and replaced() is False
     Stamp.objects.create(passport=passport, provider="Github", credential={})
@@ -116,4 +120,4 @@ def test_the_registry_stamp_probe_sees_a_row_deleted_added_or_changed_since_the_
     Stamp.objects.filter(provider="Ens").delete()
     assert replaced() is True
     Stamp.objects.filter(passport=passport).delete()
-    assert sql.execute_together([], probe=scores.stamps_replaced_since(passport.id, [])) is False  # none, none
+    assert replaced([]) is False  # none, none

@@ -45,7 +45,7 @@ def statements(capture: CaptureQueriesContext) -> list[str]:
     ]
 
 
-def test_a_warm_v2_score_with_every_production_flag_is_four_round_trips(committed_db, production_flags, client):
+def test_a_warm_v2_score_with_every_production_flag_is_three_round_trips(committed_db, production_flags, client):
     owner = factories.account()
     community = factories.community(
         owner=owner, weights={p: 2 for p in PROVIDERS}, threshold="1", human_points_program=True
@@ -68,8 +68,7 @@ def test_a_warm_v2_score_with_every_production_flag_is_four_round_trips(committe
         # lock with the transaction's timeouts, then passport and score ids (no upserts: the rows exist), the live
         # stamps' versions only, registry stamps' versions only, links, points rows
         "BEGIN; SELECT pg_try_advisory_xact_lock(",
-        "WITH w0 AS ( UPDATE registry_score",  # every write after scoring
-        "COMMIT",
+        "WITH w0 AS ( UPDATE registry_score",  # every write after scoring, and the COMMIT
         # the usage row, after the commit, without waiting for its WAL flush
         "WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true)) "
         "INSERT INTO account_accountapikeyanalytics",
@@ -83,11 +82,13 @@ def test_a_warm_v2_score_with_every_production_flag_is_four_round_trips(committe
     assert "AS stored_versions" in snapshot and "sha256" not in snapshot and "r.credential" not in snapshot
     final_write = sent[1]
     assert "UPDATE registry_score" in final_write and "INSERT INTO registry_event" in final_write
+    assert final_write.endswith("; COMMIT")
     # the address is a qualified user here already (the snapshot says so): no insert that would do nothing
     assert "registry_humanpointscommunityqualifiedusers" not in final_write
     # unchanged registry stamps are left alone, only checked for a rewrite by another writer in the same statement
     assert "DELETE FROM registry_stamp" not in final_write and "INSERT INTO registry_stamp" not in final_write
     assert "probe AS (SELECT 1 WHERE ARRAY(SELECT id::text || '.' || xmin::text FROM registry_stamp" in final_write
+    assert "SELECT CAST(CASE WHEN EXISTS (SELECT FROM probe) THEN" in final_write  # fails the write: run again
     with connection.cursor() as cursor:  # the usage row's setting ended with its own transaction
         cursor.execute("SHOW synchronous_commit")
         assert cursor.fetchone() == ("on",)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any, TypeVar
 
-from django.db import connection
+from django.db import DataError, connection
 from django.db.backends.utils import CursorWrapper
 
 R = TypeVar("R")
@@ -57,22 +57,45 @@ def execute(sql: str, params: Params = ()) -> int:
     return c.rowcount
 
 
-def execute_together(statements: Sequence[Statement], *, probe: Statement | None = None) -> bool:
+class ProbeFound(Exception):
+    """`execute_together`'s `unless` probe found a row: the statement failed, nothing it writes is written, and the
+    transaction is to be rolled back and run again (scorer_fast/db/transactions.py)."""
+
+
+# What the statement casts to int when its probe finds a row: an error that names itself in the server's log.
+_PROBE_FOUND = "scorer_fast: a concurrent writer changed the rows this transaction read; it is run again"
+_INVALID_TEXT_REPRESENTATION = "22P02"
+
+
+def execute_together(statements: Sequence[Statement], *, unless: Statement | None = None, commit: bool = False) -> None:
     """Several INSERT/UPDATE/DELETE statements in one round trip, as data-modifying CTEs of one statement. They
-    run on one snapshot and do not see each other's rows: only for writes to different rows. `probe`, a SELECT
-    sent along in the same statement, tells whether it returns a row (False without one)."""
-    if probe is None:
-        if len(statements) == 1:
-            execute(statements[0].sql, statements[0].params)
-        elif statements:
-            parts = ", ".join(f"w{index} AS ({statement.sql})" for index, statement in enumerate(statements))
-            execute(f"WITH {parts} SELECT 1", [param for statement in statements for param in statement.params])
-        return False
-    parts = "".join(f"w{index} AS ({statement.sql}), " for index, statement in enumerate(statements))
-    params = [param for statement in (*statements, probe) for param in statement.params]
-    return bool(
-        count(f"WITH {parts}probe AS ({probe.sql}) SELECT COUNT(*) FROM (SELECT 1 FROM probe LIMIT 1) p", params)
-    )
+    run on one snapshot and do not see each other's rows: only for writes to different rows. `unless`, a SELECT
+    sent along in the same statement: when it returns a row, the statement fails as a whole (ProbeFound), so the
+    writes never land. `commit`: the transaction's COMMIT goes in the same message, which then ends it (nothing
+    may follow in the transaction; a failed statement skips the COMMIT)."""
+    together, params = _together(statements, unless)
+    if together is None:
+        return
+    if commit:
+        connection.commit_with_next_statement()
+    try:
+        execute(together, params)
+    except DataError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) == _INVALID_TEXT_REPRESENTATION and _PROBE_FOUND in str(exc):
+            raise ProbeFound() from exc
+        raise
+
+
+def _together(statements: Sequence[Statement], unless: Statement | None) -> tuple[str | None, list[Any]]:
+    if unless is None and len(statements) <= 1:
+        return (statements[0].sql, statements[0].params) if statements else (None, [])
+    parts = [f"w{index} AS ({statement.sql})" for index, statement in enumerate(statements)]
+    final = "SELECT 1"
+    if unless is not None:
+        parts.append(f"probe AS ({unless.sql})")
+        final = f"SELECT CAST(CASE WHEN EXISTS (SELECT FROM probe) THEN '{_PROBE_FOUND}' END AS int)"
+    params = [param for statement in (*statements, *([unless] if unless else [])) for param in statement.params]
+    return f"WITH {', '.join(parts)} {final}", params
 
 
 @cache

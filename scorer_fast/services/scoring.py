@@ -78,11 +78,14 @@ def valid_stamps(
     )
 
 
-def score_address(*, address: str, community: CommunityRow, proofs: RequestProofs) -> ScoreFields:
+def score_address(
+    *, address: str, community: CommunityRow, proofs: RequestProofs, ends_transaction: bool = False
+) -> ScoreFields:
     """Score a validated, lower-case address for a community and persist the result. The caller holds the
     address lock (`run_durable(…, lock_address=address)`); `proofs` comes from `check_proofs_ahead`, called before
     the transaction. Under the lock: one statement reads, the hash-link writes (only when links change) and one
-    statement writes."""
+    statement writes; with `ends_transaction` (the caller sends nothing more in the transaction) the COMMIT
+    travels with that write."""
     now = datetime.now(UTC)
     snapshot = scores.scoring_snapshot(
         address,
@@ -111,11 +114,14 @@ def score_address(*, address: str, community: CommunityRow, proofs: RequestProof
         event = score_update_event_json(score_id=snapshot.score_id, passport_id=snapshot.passport_id, fields=fields)
         writes.events.append(("SCU", event))
     writes.statements += events.events_insert(address, community.id, writes.events, now)
-    replaced = sql.execute_together(writes.statements, probe=writes.stamps_probe)
-    if replaced:
+    try:
+        sql.execute_together(writes.statements, unless=writes.stamps_probe, commit=ends_transaction)
+    except sql.ProbeFound:
         # Another writer replaced registry_stamp after our snapshot: ours is the latest scoring, so its rows win.
-        sql.execute_together(scores.stamps_replace(snapshot.passport_id, writes.kept))
-    _remember_stored_stamps(address, community.id, snapshot, writes, replaced=replaced)
+        # The write failed whole; the transaction runs again (run_durable), reads their rows and rewrites them.
+        seen_stamps.forget_stored(address, community.id)
+        raise
+    _remember_stored_stamps(address, community.id, snapshot, writes)
     return fields
 
 
@@ -130,20 +136,17 @@ class _Writes:
 
     statements: list[Statement] = field(default_factory=list)
     events: list[tuple[str, dict[str, Any] | str]] = field(default_factory=list)
-    # registry_stamp looked unchanged: check that at write time, and rewrite it with `kept` if it was not
+    # registry_stamp looked unchanged: the write fails if another writer changed it meanwhile
     stamps_probe: Statement | None = None
-    kept: list[CachedStamp] = field(default_factory=list)
 
 
-def _remember_stored_stamps(
-    address: str, community_id: int, snapshot: ScoringSnapshot, writes: _Writes, *, replaced: bool
-) -> None:
+def _remember_stored_stamps(address: str, community_id: int, snapshot: ScoringSnapshot, writes: _Writes) -> None:
     """When registry_stamp was left alone, what its row versions hold is known (the next checked read sends the
     versions only); rows this request wrote have versions it does not know. True whether or not this transaction
     commits: the rows left alone are other transactions' committed rows."""
     known = None
-    if writes.stamps_probe is not None and not replaced:
-        known = scores.known_stored_stamps(snapshot, writes.kept)
+    if writes.stamps_probe is not None:
+        known = scores.known_stored_stamps(snapshot)
     if known is None:
         seen_stamps.forget_stored(address, community_id)
     else:
@@ -170,7 +173,6 @@ def _run_pipeline(
             writes.statements += scores.stamps_replace(snapshot.passport_id, plan.kept)
         else:
             writes.stamps_probe = scores.stamps_replaced_since(snapshot.passport_id, snapshot.stored_versions)
-            writes.kept = plan.kept
         fields = compute_score(kept=plan.kept, deduplicated=plan.deduplicated, config=config, now=now)
         if _may_earn_human_points(community, now) and fields.score == 1:
             writes.statements += _award_human_points(
