@@ -2,12 +2,18 @@
 `commit_with_next_statement`, scorer_fast/db/postgresql/base.py): on real commits, seen from another connection."""
 
 import pytest
-from django.db import ProgrammingError, connection, transaction
+from django.db import IntegrityError, ProgrammingError, connection, transaction
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from scorer_fast.db import sql
 from scorer_fast.db.sql import Statement
-from tests.helpers import count_rows, foreign_writer
+from scorer_fast.models import Passport
+from tests import factories
+from tests.credentials import signed_stamp
+from tests.helpers import INTERNAL_AUTH, Background, _connect, count_rows, foreign_writer, wait_until_blocked_by
+
+A = "0x" + "a" * 40
 
 INSERT_LIST = Statement("INSERT INTO account_addresslist (name) VALUES (%s)", ["folded"])
 INSERT_ANOTHER = Statement("INSERT INTO account_addresslist (name) VALUES (%s)", ["folded, too"])
@@ -57,3 +63,70 @@ def test_in_a_savepoint_the_commit_is_left_to_the_outer_block():
         sql.execute_together([INSERT_LIST], commit=True)
         sql.one("SELECT 1")  # still inside the test's transaction
     assert count_rows("account_addresslist") == 1 and committed_elsewhere() == 0
+
+
+def test_on_commit_hooks_run_after_a_folded_commit(committed_db):
+    ran = []
+    with transaction.atomic(durable=True):
+        sql.one("SELECT 1")
+        transaction.on_commit(lambda: ran.append(1))
+        sql.execute_together([INSERT_LIST], commit=True)
+    assert ran == [1]
+
+
+def test_a_savepoint_after_a_folded_commit_is_refused(committed_db):
+    with pytest.raises(ProgrammingError), transaction.atomic(durable=True):
+        sql.one("SELECT 1")
+        sql.execute_together([INSERT_LIST], commit=True)
+        with transaction.atomic():
+            pass
+    assert sql.one("SELECT 2") == (2,)
+
+
+def test_a_deferred_constraint_failing_at_the_folded_commit_rolls_back(committed_db):
+    """COMMIT itself fails (a deferred check): the statement raises, Django's rollback is a no-op on the server."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE wt26_parent (id int PRIMARY KEY);"
+            "CREATE TABLE wt26_child (id int, parent int REFERENCES wt26_parent DEFERRABLE INITIALLY DEFERRED)"
+        )
+    try:
+        with pytest.raises(IntegrityError), transaction.atomic(durable=True):
+            sql.one("SELECT 1")
+            sql.execute_together([Statement("INSERT INTO wt26_child VALUES (1, 42)", [])], commit=True)
+        assert sql.one("SELECT COUNT(*) FROM wt26_child") == (0,)
+        with transaction.atomic(durable=True):
+            sql.one("SELECT 1")
+            sql.execute_together([Statement("INSERT INTO wt26_parent VALUES (1)", [])], commit=True)
+        assert sql.one("SELECT COUNT(*) FROM wt26_parent") == (1,)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE wt26_child; DROP TABLE wt26_parent")
+
+
+def test_a_connection_killed_during_the_folded_write_is_a_503_and_the_next_request_works(committed_db):
+    community = factories.community(weights={"Google": 1}, threshold="1")
+    factories.cache_stamp(A, signed_stamp(A, "Google"))
+    url = f"/internal/score/v2/{community.id}/{A}"
+    client = Client()
+    assert client.get(url, **INTERNAL_AUTH).status_code == 200
+    assert client.get(url, **INTERNAL_AUTH).status_code == 200
+    passport = Passport.objects.get()
+    with foreign_writer() as original:
+        original.execute("UPDATE registry_score SET status = 'PROCESSING' WHERE passport_id = %s", [passport.id])
+
+        def kill_the_waiter() -> None:
+            wait_until_blocked_by(original)
+            with _connect(autocommit=True) as observer:
+                observer.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
+                    [original.info.backend_pid],
+                )
+
+        killer = Background(kill_the_waiter)
+        response = client.get(url, **INTERNAL_AUTH)
+        killer.result()
+        original.rollback()
+    assert response.status_code == 503, response.content
+    assert connection._committed_early is False
+    assert client.get(url, **INTERNAL_AUTH).status_code == 200

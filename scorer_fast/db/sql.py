@@ -70,32 +70,37 @@ _INVALID_TEXT_REPRESENTATION = "22P02"
 def execute_together(statements: Sequence[Statement], *, unless: Statement | None = None, commit: bool = False) -> None:
     """Several INSERT/UPDATE/DELETE statements in one round trip, as data-modifying CTEs of one statement. They
     run on one snapshot and do not see each other's rows: only for writes to different rows. `unless`, a SELECT
-    sent along in the same statement: when it returns a row, the statement fails as a whole (ProbeFound), so the
-    writes never land. `commit`: the transaction's COMMIT goes in the same message, which then ends it (nothing
-    may follow in the transaction; a failed statement skips the COMMIT)."""
-    together, params = _together(statements, unless)
-    if together is None:
-        return
-    if commit:
-        connection.commit_with_next_statement()
-    try:
-        execute(together, params)
-    except DataError as exc:
-        if getattr(exc.__cause__, "sqlstate", None) == _INVALID_TEXT_REPRESENTATION and _PROBE_FOUND in str(exc):
-            raise ProbeFound() from exc
-        raise
+    run after them: when it returns a row, the call fails (ProbeFound), and the transaction must be rolled back,
+    so the writes never land. It is a statement of its own, with its own snapshot (READ COMMITTED), taken after the
+    writes' row-lock waits: what another writer committed while they waited is seen. With client-side binding it
+    goes in the writes' message. `commit`: the transaction's COMMIT goes in the same message as the last of them,
+    which then ends the transaction (nothing may follow in it; a failed statement skips the COMMIT)."""
+    messages = [message for message in (_together(statements), _probe_check(unless)) if message is not None]
+    if len(messages) == 2 and connection.sends_statements_together():
+        messages = [Statement(f"{messages[0].sql};\n{messages[1].sql}", [*messages[0].params, *messages[1].params])]
+    for number, message in enumerate(messages, 1):
+        if commit and number == len(messages):
+            connection.commit_with_next_statement()
+        try:
+            execute(message.sql, message.params)
+        except DataError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) == _INVALID_TEXT_REPRESENTATION and _PROBE_FOUND in str(exc):
+                raise ProbeFound() from exc
+            raise
 
 
-def _together(statements: Sequence[Statement], unless: Statement | None) -> tuple[str | None, list[Any]]:
-    if unless is None and len(statements) <= 1:
-        return (statements[0].sql, statements[0].params) if statements else (None, [])
-    parts = [f"w{index} AS ({statement.sql})" for index, statement in enumerate(statements)]
-    final = "SELECT 1"
-    if unless is not None:
-        parts.append(f"probe AS ({unless.sql})")
-        final = f"SELECT CAST(CASE WHEN EXISTS (SELECT FROM probe) THEN '{_PROBE_FOUND}' END AS int)"
-    params = [param for statement in (*statements, *([unless] if unless else [])) for param in statement.params]
-    return f"WITH {', '.join(parts)} {final}", params
+def _together(statements: Sequence[Statement]) -> Statement | None:
+    if len(statements) <= 1:
+        return statements[0] if statements else None
+    parts = ", ".join(f"w{index} AS ({statement.sql})" for index, statement in enumerate(statements))
+    return Statement(f"WITH {parts} SELECT 1", [param for statement in statements for param in statement.params])
+
+
+def _probe_check(probe: Statement | None) -> Statement | None:
+    """A statement that fails with a cast error naming itself when `probe` returns a row."""
+    if probe is None:
+        return None
+    return Statement(f"SELECT CAST(CASE WHEN EXISTS ({probe.sql}) THEN '{_PROBE_FOUND}' END AS int)", probe.params)
 
 
 @cache

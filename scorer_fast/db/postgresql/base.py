@@ -142,6 +142,10 @@ class DatabaseWrapper(base.DatabaseWrapper):
         self._opener = None
         super()._set_autocommit(autocommit or self._sends_begin_itself())
 
+    def sends_statements_together(self) -> bool:
+        """Several statements may go in one message (client-side binding, the default; not the prepared opt-in)."""
+        return self._sends_begin_itself()
+
     def _sends_begin_itself(self) -> bool:
         return self.settings_dict["OPTIONS"].get("server_side_binding") is not True
 
