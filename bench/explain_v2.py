@@ -70,10 +70,10 @@ def main() -> None:
     captured: list[str] = []
 
     def capture(execute, sql, params, many, context):
-        # a transaction's first message also carries its BEGIN and opener, joined by ";\n"
+        # a transaction's first message also carries its BEGIN and opener, its last write its COMMIT, joined by ";\n"
         # (scorer_fast/db/postgresql/base.py): each statement is explained on its own
         sent = context["cursor"].cursor.mogrify(sql, params)
-        captured.extend(part for part in sent.split(";\n") if part.strip() != "BEGIN")
+        captured.extend(part for part in sent.split(";\n") if part.strip() not in ("BEGIN", "COMMIT"))
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(capture):

@@ -1,6 +1,7 @@
 """Review of the database layer's second performance phase: interleavings with a second writer (the original
 service, which takes none of our advisory locks) that the combined statements must survive."""
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,6 +10,7 @@ from django.test import Client
 
 from scorer_fast.db import sql
 from scorer_fast.models import HashScorerLink, Passport, Score
+from scorer_fast.services import scoring
 from tests import factories
 from tests.credentials import signed_stamp
 from tests.helpers import INTERNAL_AUTH, Background, foreign_writer, wait_until_blocked_by
@@ -53,6 +55,47 @@ def test_registry_stamps_rewritten_by_the_original_after_our_snapshot_are_replac
     assert registry_stamp_providers(passport.id) == ["Google"]
 
 
+def test_registry_stamps_rewritten_while_our_final_write_waits_on_the_score_row(committed_db, monkeypatch):
+    """The original service rescoring the same passport: it updates registry_score and rewrites registry_stamp
+    after our snapshot, and commits while our final write waits on the score row's lock. Our UPDATE then proceeds
+    on the new score row (READ COMMITTED re-check), but the probe in the same statement reads registry_stamp with
+    the statement's snapshot, taken before the wait: it still sees the old row versions and does not fire."""
+    community = factories.community(weights={"Google": 1, "Ens": 1}, threshold="1")
+    factories.cache_stamp(A, signed_stamp(A, "Google"))
+    url = f"/internal/score/v2/{community.id}/{A}"
+    assert Client().get(url, **INTERNAL_AUTH).status_code == 200  # cold: writes registry_stamp
+    assert Client().get(url, **INTERNAL_AUTH).status_code == 200  # warm: left alone, probe path
+    passport = Passport.objects.get()
+    assert registry_stamp_providers(passport.id) == ["Google"]
+
+    with foreign_writer() as original:
+        real_compute = scoring.compute_score
+        fired = threading.Event()
+
+        def compute_then_let_the_original_write(**kwargs):
+            if not fired.is_set():  # after our snapshot, before our final write (once: a retry must see its rows)
+                fired.set()
+                original.execute(
+                    "UPDATE registry_score SET status = 'PROCESSING' WHERE passport_id = %s", [passport.id]
+                )
+                original.execute("DELETE FROM registry_stamp WHERE passport_id = %s", [passport.id])
+                original.execute(
+                    "INSERT INTO registry_stamp (passport_id, provider, credential) VALUES (%s, 'Ens', '{}')",
+                    [passport.id],
+                )
+            return real_compute(**kwargs)
+
+        monkeypatch.setattr(scoring, "compute_score", compute_then_let_the_original_write)
+        scoring_request = Background(lambda: Client().get(url, **INTERNAL_AUTH))
+        wait_until_blocked_by(original)  # our final write waits on the score row
+        original.commit()
+        response = scoring_request.result()
+
+    assert response.status_code == 200, response.content
+    # registry_stamp holds the stamps of the score written last (ours: the original's commit came first)
+    assert list(Score.objects.get().stamps) == ["Google"] and registry_stamp_providers(passport.id) == ["Google"]
+
+
 def test_a_stamp_deleted_while_we_wait_for_the_address_lock_is_not_scored(committed_db):
     """The community and the live stamps are read (and their proofs checked) before the lock; another of our
     workers, holding the lock, soft-deletes the stamp and commits. Scoring reads the stamps again under the lock:
@@ -91,22 +134,33 @@ def test_the_reused_cursor_is_per_thread_and_survives_a_killed_connection(commit
     assert sql.one("SELECT 1") == (1,) and sql.cursor() is not ours
 
 
-@pytest.mark.django_db
-def test_the_registry_stamp_probe_sees_a_row_deleted_or_added_since_the_snapshot():
+def test_the_registry_stamp_probe_sees_a_row_deleted_added_or_changed_since_the_snapshot(committed_db):
+    """Committed rows (each statement its own transaction): an UPDATE inside the transaction that wrote a row keeps
+    its xmin, but the probe only ever compares versions other transactions committed."""
     from scorer_fast.db import scores
     from scorer_fast.models import Stamp
 
     passport = Passport.objects.create(address=A, community=factories.community(weights={"Google": 1}))
-    ids = [Stamp.objects.create(passport=passport, provider=p, credential={}).id for p in ("Google", "Ens")]
+    for provider in ("Google", "Ens"):
+        Stamp.objects.create(passport=passport, provider=provider, credential={})
+    versions_query = "SELECT ARRAY(SELECT id || '.' || xmin FROM registry_stamp WHERE passport_id = %s ORDER BY id)"
+    (versions,) = sql.one(versions_query, [passport.id])
 
-    def replaced() -> bool:
-        return sql.execute_together([], probe=scores.stamps_replaced_since(passport.id, ids))
+    def replaced(probed: list[str] = versions) -> bool:
+        try:
+            sql.execute_together([], unless=scores.stamps_replaced_since(passport.id, probed))
+        except sql.ProbeFound:
+            return True
+        return False
 
-    assert replaced() is False
+    assert len(versions) == 2 and replaced() is False
     Stamp.objects.create(passport=passport, provider="Github", credential={})
     assert replaced() is True
     Stamp.objects.filter(provider="Github").delete()
-    Stamp.objects.filter(id=ids[1]).delete()
+    assert replaced() is False
+    Stamp.objects.filter(provider="Ens").update(credential={"changed": True})  # same id, new row version
+    assert replaced() is True
+    Stamp.objects.filter(provider="Ens").delete()
     assert replaced() is True
     Stamp.objects.filter(passport=passport).delete()
-    assert sql.execute_together([], probe=scores.stamps_replaced_since(passport.id, [])) is False  # none, none
+    assert replaced([]) is False  # none, none

@@ -45,7 +45,7 @@ def statements(capture: CaptureQueriesContext) -> list[str]:
     ]
 
 
-def test_a_warm_v2_score_with_every_production_flag_is_four_round_trips(committed_db, production_flags, client):
+def test_a_warm_v2_score_with_every_production_flag_is_three_round_trips(committed_db, production_flags, client):
     owner = factories.account()
     community = factories.community(
         owner=owner, weights={p: 2 for p in PROVIDERS}, threshold="1", human_points_program=True
@@ -55,6 +55,7 @@ def test_a_warm_v2_score_with_every_production_flag_is_four_round_trips(committe
         factories.cache_stamp(A, signed_stamp(A, provider))
     url = f"/v2/stamps/{community.id}/score/{A}"
     assert client.get(url, HTTP_X_API_KEY=key).status_code == 200  # cold: writes the links and registry stamps
+    assert client.get(url, HTTP_X_API_KEY=key).status_code == 200  # warm: learns what registry_stamp's rows hold
 
     with CaptureQueriesContext(connection) as capture:
         response = client.get(url, HTTP_X_API_KEY=key)
@@ -65,10 +66,9 @@ def test_a_warm_v2_score_with_every_production_flag_is_four_round_trips(committe
         # the API key and the scorer setup come from the worker's caches (tests/test_worker_caches.py), the live
         # stamps are guessed: the ones this worker read last time, checked under the lock. One message: BEGIN, the
         # lock with the transaction's timeouts, then passport and score ids (no upserts: the rows exist), the live
-        # stamps' versions only, registry stamps, links, points rows
+        # stamps' versions only, registry stamps' versions only, links, points rows
         "BEGIN; SELECT pg_try_advisory_xact_lock(",
-        "WITH w0 AS (INSERT INTO registry_humanpointscommunityqualifiedusers",  # every write after scoring
-        "COMMIT",
+        "WITH w0 AS ( UPDATE registry_score",  # every write after scoring, and the COMMIT
         # the usage row, after the commit, without waiting for its WAL flush
         "WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true)) "
         "INSERT INTO account_accountapikeyanalytics",
@@ -79,11 +79,18 @@ def test_a_warm_v2_score_with_every_production_flag_is_four_round_trips(committe
     snapshot = sent[0]
     assert "; SELECT p.id AS passport_id, s.id AS score_id" in snapshot
     assert "ARRAY[t.provider, t.stamp" not in snapshot and "jsonb_array_elements" not in snapshot  # versions only
+    assert "AS stored_versions" in snapshot and "sha256" not in snapshot and "r.credential" not in snapshot
     final_write = sent[1]
     assert "UPDATE registry_score" in final_write and "INSERT INTO registry_event" in final_write
+    assert final_write.endswith("; COMMIT")
+    # the address is a qualified user here already (the snapshot says so): no insert that would do nothing
+    assert "registry_humanpointscommunityqualifiedusers" not in final_write
     # unchanged registry stamps are left alone, only checked for a rewrite by another writer in the same statement
     assert "DELETE FROM registry_stamp" not in final_write and "INSERT INTO registry_stamp" not in final_write
-    assert "probe AS (SELECT 1 FROM registry_stamp" in final_write
+    # the check, a statement of its own after the write (its own snapshot): it fails the transaction, run again
+    assert "SELECT 1; SELECT CAST(CASE WHEN EXISTS (SELECT 1 WHERE ARRAY(SELECT id::text || '.' || xmin::text" in (
+        final_write
+    )
     with connection.cursor() as cursor:  # the usage row's setting ended with its own transaction
         cursor.execute("SHOW synchronous_commit")
         assert cursor.fetchone() == ("on",)
@@ -342,25 +349,30 @@ def test_a_read_sent_with_a_refused_lock_is_read_again_once_the_lock_is_granted(
     assert len(reads) == 1 and reads[0].startswith("SELECT p.id AS passport_id"), reads
 
 
-def test_the_checked_read_compares_registry_stamps_by_digest_and_rewrites_a_changed_row(committed_db, client):
-    """The warm read sends a digest of registry_stamp's texts, not the texts: equal rows are left alone, a row
-    whose credential differs from the kept stamp (changed by hand here) is rewritten."""
+def test_the_checked_read_compares_registry_stamps_by_digest_then_by_row_versions(committed_db, client):
+    """The warm read sends a digest of registry_stamp's texts, not the texts: equal rows are left alone, and then
+    the worker knows what those row versions hold, so the next read sends the versions only. A row changed in place
+    (by hand here) has a new version: it is rewritten, and the read after that goes back to the digest."""
     community = factories.community(weights={"Google": 1}, threshold="1")
     stamp = signed_stamp(A, "Google")
     factories.cache_stamp(A, stamp)
     url = f"/internal/score/v2/{community.id}/{A}"
-    assert client.get(url, **INTERNAL_AUTH).status_code == 200  # cold: writes registry_stamp
+
+    def opening_of_a_score() -> str:
+        with CaptureQueriesContext(connection) as capture:
+            assert client.get(url, **INTERNAL_AUTH).status_code == 200
+        return statements(capture)[0]
+
+    opening_of_a_score()  # cold: writes registry_stamp
     kept_id = Stamp.objects.get().pk
-    assert client.get(url, **INTERNAL_AUTH).status_code == 200
-    assert Stamp.objects.get().pk == kept_id  # unchanged: left alone
+    assert "AS stored_digest" in opening_of_a_score() and Stamp.objects.get().pk == kept_id  # unchanged: left alone
+    by_versions = opening_of_a_score()
+    assert "sha256" not in by_versions and "AS stored_versions" in by_versions and Stamp.objects.get().pk == kept_id
     Stamp.objects.update(credential={**stamp, "issuanceDate": "2020-01-01T00:00:00.000Z"})
 
-    with CaptureQueriesContext(connection) as capture:
-        assert client.get(url, **INTERNAL_AUTH).status_code == 200
-
-    opening = statements(capture)[0]
-    assert "AS stored_digest" in opening and "r.credential::text] FROM registry_stamp" not in opening
-    assert [row.credential for row in Stamp.objects.all()] == [stamp]
+    assert "sha256" not in opening_of_a_score()
+    assert [row.credential for row in Stamp.objects.all()] == [stamp] and Stamp.objects.get().pk != kept_id
+    assert "sha256" in opening_of_a_score()  # the rows this request wrote: their versions are not known
 
 
 def test_a_read_cut_at_the_deadline_by_a_table_lock_goes_after_the_opener_next_time(committed_db, client):

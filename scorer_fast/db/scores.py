@@ -43,22 +43,35 @@ class ScoringSnapshot:
     score_id: int
     stamps: list[CachedStamp]  # the address's live stamps (ceramic.SCORING_STAMPS)
     stored_stamps: "StoredStamps"  # registry_stamp of the passport
-    stored_stamp_ids: list[int]  # their ids, to see at write time whether another writer replaced them
+    stored_versions: list[str]  # their row versions, to see at write time whether another writer changed them
     links: dict[str, Link]  # registry_hashscorerlink of every nullifier the live stamps carry, in this community
     human_key_providers: set[str]  # registry_humanpoints HKY providers (human points reads only)
     qualified_communities: int  # registry_humanpointscommunityqualifiedusers rows of the address, this one included
     # `stamps` are the `expected` stamps, confirmed under the lock to be the live rows still (same versions)
     stamps_as_expected: bool = False
+    qualified_here: bool = False  # this community's registry_humanpointscommunityqualifiedusers row exists
 
 
 @dataclass(frozen=True)
 class StoredStamps:
     """registry_stamp of the passport as the snapshot read it: its (provider, credential text) pairs by id, or, from
-    the checked read, their number and a digest of those pairs only (the texts, ~2 kB each, stay in the database)."""
+    the checked read, their number and a digest of those pairs only (the texts, ~2 kB each, stay in the database),
+    or their number only when the read compared row versions and found them changed (then nothing is known)."""
 
     count: int
     pairs: list[tuple[str, str]] | None = None
     digest: str | None = None
+
+
+@dataclass(frozen=True)
+class KnownStoredStamps:
+    """What registry_stamp rows of these versions (`id.xmin`, by id) hold: learnt by a read under the address lock.
+    A row version never changes its content (an UPDATE makes a new xmin, an INSERT a new id; ids are not reused),
+    so the checked read may send the versions only and take the digest of their (provider, text) pairs from here
+    while they match: a digest, not the texts (~20 kB per address, for up to 128 addresses per worker)."""
+
+    versions: list[str]
+    digest: str
 
 
 def stamps_digest(stamps: list[CachedStamp]) -> str | None:
@@ -66,7 +79,12 @@ def stamps_digest(stamps: list[CachedStamp]) -> str | None:
     (None when a stamp has no stored text, or for none)."""
     if not stamps or any(stamp.text is None for stamp in stamps):
         return None
-    joined = "\x1e".join(f"{stamp.provider}\x1f{stamp.text}" for stamp in stamps)
+    return pairs_digest([(stamp.provider, stamp.text or "") for stamp in stamps])
+
+
+def pairs_digest(pairs: list[tuple[str, str]]) -> str:
+    """SHA-256 of (provider, credential text) pairs, as the checked read computes it in the database."""
+    joined = "\x1e".join(f"{provider}\x1f{text}" for provider, text in pairs)
     return hashlib.sha256(joined.encode()).hexdigest()
 
 
@@ -78,7 +96,7 @@ class _SnapshotRecord:
     stamp_versions: list[str] | None
     stored_stamps: list[list[str]] | None
     stored_digest: str | None
-    stored_stamp_ids: list[int]
+    stored_versions: list[str]
     link_hashes: list[str] | None
     link_addresses: list[str] | None
     link_expires: list[datetime] | None
@@ -112,13 +130,15 @@ s_ins AS (
     ON CONFLICT (passport_id) DO NOTHING RETURNING id
 )"""
 _SCORE_ID = "COALESCE((SELECT id FROM s_ins), (SELECT s.id FROM registry_score s WHERE s.passport_id = p.id))"
-_STORED_STAMP_IDS = (
-    "ARRAY(SELECT r.id FROM registry_stamp r WHERE r.passport_id = p.id ORDER BY r.id) AS stored_stamp_ids"
+# A row version: the id and the xmin of the row (the transaction that wrote this version of it).
+_STORED_VERSIONS = (
+    "ARRAY(SELECT r.id::text || '.' || r.xmin::text FROM registry_stamp r WHERE r.passport_id = p.id ORDER BY r.id)"
+    " AS stored_versions"
 )
 _STORED_STAMPS = f"""
        ARRAY(SELECT ARRAY[r.provider, r.credential::text] FROM registry_stamp r WHERE r.passport_id = p.id
              ORDER BY r.id) AS stored_stamps, NULL::text AS stored_digest,
-       {_STORED_STAMP_IDS}"""
+       {_STORED_VERSIONS}"""
 # The checked read's registry stamps: a digest of the rows' (provider, credential text) pairs, as `stamps_digest`
 # computes it for the kept stamps (chr(31) and chr(30) are the separators), not the texts.
 _STORED_DIGEST = f"""
@@ -126,7 +146,11 @@ _STORED_DIGEST = f"""
        (SELECT encode(sha256(convert_to(string_agg(r.provider || chr(31) || r.credential::text, chr(30) ORDER BY r.id),
                                         'UTF8')), 'hex')
         FROM registry_stamp r WHERE r.passport_id = p.id) AS stored_digest,
-       {_STORED_STAMP_IDS}"""
+       {_STORED_VERSIONS}"""
+# The checked read once the worker knows what the rows' versions hold (KnownStoredStamps): the versions only.
+_STORED_VERSIONS_ONLY = f"""
+       NULL::text[] AS stored_stamps, NULL::text AS stored_digest,
+       {_STORED_VERSIONS}"""
 # `hashes` is a superset of the nullifiers scoring looks up (`hash` or `nullifiers` strings of every live stamp).
 _SNAPSHOT = """{upserts},
 st AS ({stamps}),
@@ -185,12 +209,12 @@ _POINTS = """
 _NO_POINTS = "NULL::text[] AS human_key_providers, NULL::bigint AS qualified_count, NULL::bool AS qualified_here"
 
 
-def _statement(template: str, points: bool) -> str:
+def _statement(template: str, points: bool, stored_known: bool) -> str:
     return template.format(
         upserts=_UPSERTS,
         score_id=_SCORE_ID,
         stored_stamps=_STORED_STAMPS,
-        stored_digest=_STORED_DIGEST,
+        stored_digest=_STORED_VERSIONS_ONLY if stored_known else _STORED_DIGEST,
         stamps=ceramic.SCORING_STAMPS,
         versions=ceramic.SCORING_STAMP_VERSIONS_ARRAY,
         points=_POINTS if points else _NO_POINTS,
@@ -198,9 +222,10 @@ def _statement(template: str, points: bool) -> str:
 
 
 _STATEMENTS = {
-    (template, points): _statement(template, points)
+    (template, points, stored_known): _statement(template, points, stored_known)
     for template in (_SNAPSHOT, _CHECKED_SNAPSHOT)
     for points in (False, True)
+    for stored_known in ((False, True) if template is _CHECKED_SNAPSHOT else (False,))
 }
 
 
@@ -212,13 +237,15 @@ def scoring_snapshot(
     known: Mapping[str, CachedStamp] | None = None,
     expected: list[CachedStamp] | None = None,
     expected_only: bool = False,
+    stored_known: KnownStoredStamps | None = None,
 ) -> ScoringSnapshot | None:
     """Upsert the passport and its score row, then read the stamps, the stored registry stamps, the hash links
     and (`with_points`) the human-points rows — one round trip, under the address lock. With `expected` (the
     address's stamps as read before the transaction, versions included), the statement checks that they are still
     the live rows instead of reading them again; only when another writer changed them is the full read sent, or,
     with `expected_only`, nothing more: None (the caller starts over, having written nothing, not even the upserts'
-    sequence values).
+    sequence values). With `stored_known` as well, that read compares registry_stamp's row versions with it
+    instead of reading a digest of the rows.
 
     When another transaction (the original service, say) inserts the passport or score row and commits while this
     statement waits on it, the insert does nothing and the statement's snapshot predates that commit, so no row
@@ -227,17 +254,18 @@ def scoring_snapshot(
     params: dict[str, object] = {"address": address, "community": community_id}
     if expected is not None and all(stamp.version is not None for stamp in expected):
         params["hashes"] = sorted({hash_ for stamp in expected for hash_ in _lookup_hashes(stamp.credential)})
-        record = sql.fetch_one(_SnapshotRecord, _STATEMENTS[(_CHECKED_SNAPSHOT, with_points)], params, only_reads=True)
+        statement = _STATEMENTS[(_CHECKED_SNAPSHOT, with_points, stored_known is not None)]
+        record = sql.fetch_one(_SnapshotRecord, statement, params, only_reads=True)
         if (
             record is not None
             and record.score_id is not None
             and record.stamp_versions == [stamp.version for stamp in expected]
         ):
-            return _snapshot(record, expected, as_expected=True)
+            return _snapshot(record, expected, as_expected=True, stored_known=stored_known)
     if expected_only:
         return None
     for _ in range(_UPSERT_ATTEMPTS):
-        record = sql.fetch_one(_SnapshotRecord, _STATEMENTS[(_SNAPSHOT, with_points)], params)
+        record = sql.fetch_one(_SnapshotRecord, _STATEMENTS[(_SNAPSHOT, with_points, False)], params)
         if record is not None and record.score_id is not None:
             return _snapshot(record, ceramic.cached_stamps(record.stamps or [], known))
     # Still losing to other writers: retryable, so 503 "busy" (not "database unavailable", nor a 500).
@@ -258,8 +286,18 @@ def _lookup_hashes(credential: object) -> list[str]:
     return [value for value in values if isinstance(value, str)]
 
 
-def _snapshot(record: _SnapshotRecord, stamps: list[CachedStamp], *, as_expected: bool = False) -> ScoringSnapshot:
+def _snapshot(
+    record: _SnapshotRecord,
+    stamps: list[CachedStamp],
+    *,
+    as_expected: bool = False,
+    stored_known: KnownStoredStamps | None = None,
+) -> ScoringSnapshot:
     assert record.score_id is not None
+    pairs = None if record.stored_stamps is None else [(provider, text) for provider, text in record.stored_stamps]
+    digest = record.stored_digest
+    if pairs is None and digest is None and stored_known and stored_known.versions == record.stored_versions:
+        digest = stored_known.digest
     links = {}
     if record.link_hashes:
         assert record.link_addresses is not None and record.link_expires is not None
@@ -274,18 +312,13 @@ def _snapshot(record: _SnapshotRecord, stamps: list[CachedStamp], *, as_expected
         passport_id=record.passport_id,
         score_id=record.score_id,
         stamps=stamps,
-        stored_stamps=StoredStamps(
-            count=len(record.stored_stamp_ids),
-            pairs=None
-            if record.stored_stamps is None
-            else [(provider, text) for provider, text in record.stored_stamps],
-            digest=record.stored_digest,
-        ),
-        stored_stamp_ids=list(record.stored_stamp_ids),
+        stored_stamps=StoredStamps(count=len(record.stored_versions), pairs=pairs, digest=digest),
+        stored_versions=list(record.stored_versions),
         links=links,
         human_key_providers=set(record.human_key_providers or ()),
         qualified_communities=qualified,
         stamps_as_expected=as_expected,
+        qualified_here=bool(record.qualified_here),
     )
 
 
@@ -334,14 +367,27 @@ def stamps_unchanged(stored: StoredStamps, kept: list[CachedStamp]) -> bool:
     ]
 
 
-def stamps_replaced_since(passport_id: int, snapshot_ids: list[int]) -> Statement:
-    """A probe (a row means yes): registry_stamp of the passport is no longer the rows the snapshot read, because
-    another writer (the original takes none of our locks) deleted or added rows since."""
+def stamps_replaced_since(passport_id: int, snapshot_versions: list[str]) -> Statement:
+    """A probe (a row means yes): registry_stamp of the passport is no longer the row versions the snapshot read,
+    because another writer (the original takes none of our locks) deleted, added or changed rows since."""
     return Statement(
-        "SELECT 1 FROM registry_stamp WHERE passport_id = %s AND id <> ALL(%s::bigint[]) "
-        "UNION ALL SELECT 1 WHERE (SELECT COUNT(*) FROM registry_stamp WHERE id = ANY(%s::bigint[])) < %s",
-        [passport_id, snapshot_ids, snapshot_ids, len(snapshot_ids)],
+        "SELECT 1 WHERE ARRAY(SELECT id::text || '.' || xmin::text FROM registry_stamp WHERE passport_id = %s "
+        "ORDER BY id) <> %s::text[]",
+        [passport_id, snapshot_versions],
     )
+
+
+def known_stored_stamps(snapshot: ScoringSnapshot) -> KnownStoredStamps | None:
+    """What registry_stamp holds, by the snapshot that found it holding the kept stamps (so scoring left it alone);
+    None when only its row count is known."""
+    stored = snapshot.stored_stamps
+    if stored.digest is not None:
+        digest = stored.digest
+    elif stored.pairs is not None:
+        digest = pairs_digest(stored.pairs)
+    else:
+        return None
+    return KnownStoredStamps(versions=list(snapshot.stored_versions), digest=digest)
 
 
 def stamps_replace(passport_id: int, kept: list[CachedStamp]) -> list[Statement]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any, TypeVar
 
-from django.db import connection
+from django.db import DataError, connection
 from django.db.backends.utils import CursorWrapper
 
 R = TypeVar("R")
@@ -57,22 +57,50 @@ def execute(sql: str, params: Params = ()) -> int:
     return c.rowcount
 
 
-def execute_together(statements: Sequence[Statement], *, probe: Statement | None = None) -> bool:
+class ProbeFound(Exception):
+    """`execute_together`'s `unless` probe found a row: the statement failed, nothing it writes is written, and the
+    transaction is to be rolled back and run again (scorer_fast/db/transactions.py)."""
+
+
+# What the statement casts to int when its probe finds a row: an error that names itself in the server's log.
+_PROBE_FOUND = "scorer_fast: a concurrent writer changed the rows this transaction read; it is run again"
+_INVALID_TEXT_REPRESENTATION = "22P02"
+
+
+def execute_together(statements: Sequence[Statement], *, unless: Statement | None = None, commit: bool = False) -> None:
     """Several INSERT/UPDATE/DELETE statements in one round trip, as data-modifying CTEs of one statement. They
-    run on one snapshot and do not see each other's rows: only for writes to different rows. `probe`, a SELECT
-    sent along in the same statement, tells whether it returns a row (False without one)."""
+    run on one snapshot and do not see each other's rows: only for writes to different rows. `unless`, a SELECT
+    run after them: when it returns a row, the call fails (ProbeFound), and the transaction must be rolled back,
+    so the writes never land. It is a statement of its own, with its own snapshot (READ COMMITTED), taken after the
+    writes' row-lock waits: what another writer committed while they waited is seen. With client-side binding it
+    goes in the writes' message. `commit`: the transaction's COMMIT goes in the same message as the last of them,
+    which then ends the transaction (nothing may follow in it; a failed statement skips the COMMIT)."""
+    messages = [message for message in (_together(statements), _probe_check(unless)) if message is not None]
+    if len(messages) == 2 and connection.sends_statements_together():
+        messages = [Statement(f"{messages[0].sql};\n{messages[1].sql}", [*messages[0].params, *messages[1].params])]
+    for number, message in enumerate(messages, 1):
+        if commit and number == len(messages):
+            connection.commit_with_next_statement()
+        try:
+            execute(message.sql, message.params)
+        except DataError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) == _INVALID_TEXT_REPRESENTATION and _PROBE_FOUND in str(exc):
+                raise ProbeFound() from exc
+            raise
+
+
+def _together(statements: Sequence[Statement]) -> Statement | None:
+    if len(statements) <= 1:
+        return statements[0] if statements else None
+    parts = ", ".join(f"w{index} AS ({statement.sql})" for index, statement in enumerate(statements))
+    return Statement(f"WITH {parts} SELECT 1", [param for statement in statements for param in statement.params])
+
+
+def _probe_check(probe: Statement | None) -> Statement | None:
+    """A statement that fails with a cast error naming itself when `probe` returns a row."""
     if probe is None:
-        if len(statements) == 1:
-            execute(statements[0].sql, statements[0].params)
-        elif statements:
-            parts = ", ".join(f"w{index} AS ({statement.sql})" for index, statement in enumerate(statements))
-            execute(f"WITH {parts} SELECT 1", [param for statement in statements for param in statement.params])
-        return False
-    parts = "".join(f"w{index} AS ({statement.sql}), " for index, statement in enumerate(statements))
-    params = [param for statement in (*statements, probe) for param in statement.params]
-    return bool(
-        count(f"WITH {parts}probe AS ({probe.sql}) SELECT COUNT(*) FROM (SELECT 1 FROM probe LIMIT 1) p", params)
-    )
+        return None
+    return Statement(f"SELECT CAST(CASE WHEN EXISTS ({probe.sql}) THEN '{_PROBE_FOUND}' END AS int)", probe.params)
 
 
 @cache

@@ -13,7 +13,7 @@ from typing import TypeVar
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
 
-from scorer_fast.db import scores
+from scorer_fast.db import scores, sql
 from scorer_fast.db.postgresql.base import Opener
 from scorer_fast.errors import DatabaseBusy
 
@@ -39,6 +39,11 @@ def run_durable(work: Callable[[], T], *, lock_address: str | None = None) -> T:
             with transaction.atomic(durable=True):
                 _start(lock_address)
                 return work()
+        except sql.ProbeFound as exc:
+            if attempt == TRANSACTION_ATTEMPTS:
+                logger.warning("rows changed by another writer on every attempt")
+                raise DatabaseBusy() from exc
+            logger.info("rows changed by another writer, retrying", extra={"attempt": attempt})
         except (IntegrityError, OperationalError) as exc:
             if sqlstate(exc) not in RETRYABLE_SQLSTATES:
                 raise

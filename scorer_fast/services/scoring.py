@@ -24,6 +24,7 @@ from scorer_fast.domain.formats import score_update_event_json
 from scorer_fast.domain.proofs import ProofVerifier, RequestProofs
 from scorer_fast.errors import ScoringFailure
 from scorer_fast.observability import annotate, timed_step
+from scorer_fast.services import seen_stamps
 
 logger = logging.getLogger(__name__)
 
@@ -77,11 +78,14 @@ def valid_stamps(
     )
 
 
-def score_address(*, address: str, community: CommunityRow, proofs: RequestProofs) -> ScoreFields:
+def score_address(
+    *, address: str, community: CommunityRow, proofs: RequestProofs, ends_transaction: bool = False
+) -> ScoreFields:
     """Score a validated, lower-case address for a community and persist the result. The caller holds the
     address lock (`run_durable(…, lock_address=address)`); `proofs` comes from `check_proofs_ahead`, called before
     the transaction. Under the lock: one statement reads, the hash-link writes (only when links change) and one
-    statement writes."""
+    statement writes; with `ends_transaction` (the caller sends nothing more in the transaction) the COMMIT
+    travels with that write."""
     now = datetime.now(UTC)
     snapshot = scores.scoring_snapshot(
         address,
@@ -90,6 +94,7 @@ def score_address(*, address: str, community: CommunityRow, proofs: RequestProof
         known=proofs.read,
         expected=proofs.unchanged_stamps,
         expected_only=proofs.guessed,
+        stored_known=seen_stamps.stored(address, community.id),
     )
     if snapshot is None:
         raise GuessedStampsChanged()  # before any write: the transaction is rolled back, the request starts over
@@ -109,9 +114,14 @@ def score_address(*, address: str, community: CommunityRow, proofs: RequestProof
         event = score_update_event_json(score_id=snapshot.score_id, passport_id=snapshot.passport_id, fields=fields)
         writes.events.append(("SCU", event))
     writes.statements += events.events_insert(address, community.id, writes.events, now)
-    if sql.execute_together(writes.statements, probe=writes.stamps_probe):
+    try:
+        sql.execute_together(writes.statements, unless=writes.stamps_probe, commit=ends_transaction)
+    except sql.ProbeFound:
         # Another writer replaced registry_stamp after our snapshot: ours is the latest scoring, so its rows win.
-        sql.execute_together(scores.stamps_replace(snapshot.passport_id, writes.kept))
+        # The write failed whole; the transaction runs again (run_durable), reads their rows and rewrites them.
+        seen_stamps.forget_stored(address, community.id)
+        raise
+    _remember_stored_stamps(address, community.id, snapshot, writes)
     return fields
 
 
@@ -126,9 +136,21 @@ class _Writes:
 
     statements: list[Statement] = field(default_factory=list)
     events: list[tuple[str, dict[str, Any] | str]] = field(default_factory=list)
-    # registry_stamp looked unchanged: check that at write time, and rewrite it with `kept` if it was not
+    # registry_stamp looked unchanged: the write fails if another writer changed it meanwhile
     stamps_probe: Statement | None = None
-    kept: list[CachedStamp] = field(default_factory=list)
+
+
+def _remember_stored_stamps(address: str, community_id: int, snapshot: ScoringSnapshot, writes: _Writes) -> None:
+    """When registry_stamp was left alone, what its row versions hold is known (the next checked read sends the
+    versions only); rows this request wrote have versions it does not know. True whether or not this transaction
+    commits: the rows left alone are other transactions' committed rows."""
+    known = None
+    if writes.stamps_probe is not None:
+        known = scores.known_stored_stamps(snapshot)
+    if known is None:
+        seen_stamps.forget_stored(address, community_id)
+    else:
+        seen_stamps.remember_stored(address, community_id, known)
 
 
 def _run_pipeline(
@@ -150,8 +172,7 @@ def _run_pipeline(
         if not scores.stamps_unchanged(snapshot.stored_stamps, plan.kept):
             writes.statements += scores.stamps_replace(snapshot.passport_id, plan.kept)
         else:
-            writes.stamps_probe = scores.stamps_replaced_since(snapshot.passport_id, snapshot.stored_stamp_ids)
-            writes.kept = plan.kept
+            writes.stamps_probe = scores.stamps_replaced_since(snapshot.passport_id, snapshot.stored_versions)
         fields = compute_score(kept=plan.kept, deduplicated=plan.deduplicated, config=config, now=now)
         if _may_earn_human_points(community, now) and fields.score == 1:
             writes.statements += _award_human_points(
@@ -286,7 +307,8 @@ def _award_human_points(
         awards.append(human_points.PointsAward(human_points.SCORING_BONUS))
     if settings.HUMAN_POINTS_MTA_ENABLED:
         awards += _list_awards(address)
-    return [events.qualified_user_add(address, community_id), *events.human_points_insert(address, awards, now)]
+    qualify = [] if snapshot.qualified_here else [events.qualified_user_add(address, community_id)]
+    return [*qualify, *events.human_points_insert(address, awards, now)]
 
 
 def _list_awards(address: str) -> list[human_points.PointsAward]:

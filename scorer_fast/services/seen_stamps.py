@@ -10,6 +10,7 @@ its dict), so one parse can serve many requests."""
 
 from scorer_fast.caching import TtlCache
 from scorer_fast.db import ceramic
+from scorer_fast.db.scores import KnownStoredStamps
 from scorer_fast.domain.credentials import CachedStamp
 
 # An older guess is likely outdated: not worth a transaction that may have to start over.
@@ -19,6 +20,9 @@ _seen: TtlCache[str, list[list[str]]] = TtlCache(max_entries=128)
 # the same stamps, parsed, for the most recent addresses: ~120 kB each (10 stamps), so at most ~2 MB per worker
 PARSED_ADDRESSES = 16
 _parsed: TtlCache[str, list[CachedStamp]] = TtlCache(max_entries=PARSED_ADDRESSES)
+# What the registry_stamp row versions of an (address, community) hold, by the last scoring that left them alone:
+# checked under the lock like the guess (the versions must still match), so it too needs no staleness bound.
+_stored: TtlCache[tuple[str, int], KnownStoredStamps] = TtlCache(max_entries=128)
 
 
 def guess(address: str) -> list[CachedStamp] | None:
@@ -50,7 +54,20 @@ def forget(address: str) -> None:
     _parsed.forget(address)
 
 
+def stored(address: str, community_id: int) -> KnownStoredStamps | None:
+    return _stored.get((address, community_id), GUESS_SECONDS)
+
+
+def remember_stored(address: str, community_id: int, known: KnownStoredStamps) -> None:
+    _stored.put((address, community_id), known, _stored.clock(), GUESS_SECONDS)
+
+
+def forget_stored(address: str, community_id: int) -> None:
+    _stored.forget((address, community_id))
+
+
 def forget_all() -> None:
     """Tests: start from an empty store."""
     _seen.clear()
     _parsed.clear()
+    _stored.clear()

@@ -42,8 +42,13 @@ def _demo_scorer_if_negative(scorer_id: int) -> int | None:
     return settings.DEMO_API_SCORER_ID if scorer_id < 0 else scorer_id
 
 
-def _score(address: str, community: CommunityRow, proofs: RequestProofs) -> dict[str, Any]:
-    return score_response(address, scoring.score_address(address=address, community=community, proofs=proofs))
+def _score(
+    address: str, community: CommunityRow, proofs: RequestProofs, *, ends_transaction: bool = False
+) -> dict[str, Any]:
+    fields = scoring.score_address(
+        address=address, community=community, proofs=proofs, ends_transaction=ends_transaction
+    )
+    return score_response(address, fields)
 
 
 def _rescore(
@@ -57,12 +62,12 @@ def _rescore(
     if guess is not None:
         proofs = scoring.check_proofs_ahead(address, stored=guess, guessed=True)
         try:
-            return run_durable(lambda: _score(address, community, proofs), lock_address=address)
+            return run_durable(lambda: _score(address, community, proofs, ends_transaction=True), lock_address=address)
         except scoring.GuessedStampsChanged:
             seen_stamps.forget(address)
             stamps = ceramic.scoring_stamps(address)
     proofs = scoring.check_proofs_ahead(address, stored=stamps)
-    response = run_durable(lambda: _score(address, community, proofs), lock_address=address)
+    response = run_durable(lambda: _score(address, community, proofs, ends_transaction=True), lock_address=address)
     seen_stamps.remember(address, stamps)
     return response
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import psycopg
 from django.core.signals import request_finished, request_started
-from django.db import DatabaseError, OperationalError, connections
+from django.db import DatabaseError, OperationalError, ProgrammingError, connections
 from django.db.backends.postgresql import base
 from django.db.backends.utils import CursorWrapper
 from psycopg import sql as psycopg_sql
@@ -94,6 +94,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
     _ping_timed_out = False
     _opener: Opener | None = None
     _next_only_reads = False
+    _commit_with_next = False
+    # the transaction's COMMIT went with its last statement: Django's commit() then has nothing to send
+    _committed_early = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -112,11 +115,36 @@ class DatabaseWrapper(base.DatabaseWrapper):
         """The next statement writes nothing, so it may travel with the opener and run again after it."""
         self._next_only_reads = True
 
+    def commit_with_next_statement(self) -> None:
+        """The next statement is the transaction's last: send its COMMIT in the same message (with client-side
+        binding; else Django's commit sends it as usual). A statement that fails skips the COMMIT with it, and the
+        transaction is rolled back as before; once it has committed, another statement is a programming error."""
+        self._commit_with_next = True
+
+    def _may_commit_with(self, raw: Any, many: bool) -> bool:
+        """One statement in one simple-query message, in the outermost atomic block (in a savepoint, a test's
+        transaction for one, the COMMIT is not the block's to send)."""
+        return self.in_atomic_block and not self.savepoint_ids and not many and isinstance(raw, psycopg.ClientCursor)
+
+    def _commit(self) -> None:
+        if self._committed_early:
+            self._committed_early = False  # sent already, with the transaction's last statement
+            return
+        super()._commit()
+
+    def _rollback(self) -> None:
+        self._committed_early = False  # nothing to undo then: the server ended the transaction
+        super()._rollback()
+
     def _set_autocommit(self, autocommit: bool) -> None:
         """With client-side binding psycopg stays in autocommit: a transaction's BEGIN is sent with its first
         statement (psycopg's commit() and rollback() follow the server's transaction state, not this setting)."""
         self._opener = None
         super()._set_autocommit(autocommit or self._sends_begin_itself())
+
+    def sends_statements_together(self) -> bool:
+        """Several statements may go in one message (client-side binding, the default; not the prepared opt-in)."""
+        return self._sends_begin_itself()
 
     def _sends_begin_itself(self) -> bool:
         return self.settings_dict["OPTIONS"].get("server_side_binding") is not True
@@ -156,13 +184,21 @@ class DatabaseWrapper(base.DatabaseWrapper):
         """The first statement of a request or a transaction: under the deadline (it waits for nothing but a
         server), with the transaction's BEGIN and opener in the same message."""
         only_reads, self._next_only_reads = self._next_only_reads, False
-        if self.connection.info.transaction_status != TransactionStatus.IDLE:
+        commit, self._commit_with_next = self._commit_with_next, False
+        if self._committed_early:
+            raise ProgrammingError("a statement after its transaction's COMMIT (commit_with_next_statement)")
+        raw = context["cursor"].cursor
+        status = self.connection.info.transaction_status
+        if commit and status == TransactionStatus.INTRANS and self._may_commit_with(raw, many):
+            result = execute(sql + ";\nCOMMIT", params, many, context)
+            self._committed_early = True
+            return result
+        if status != TransactionStatus.IDLE:
             return execute(sql, params, many, context)  # inside a transaction a server is linked already
         opener, self._opener = self._opener, None
         bounded, self._bound_next_answer = self._bound_next_answer or opener is not None, False
         # Django opened a transaction (its own flag) that the server has not started yet
         begin = not self.autocommit and self._sends_begin_itself()
-        raw = context["cursor"].cursor
         if not begin and opener is None:
             with self._deadline_if(bounded):
                 return execute(sql, params, many, context)

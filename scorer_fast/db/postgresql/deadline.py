@@ -12,6 +12,7 @@ Django drops that connection, the request is answered 503 and the next one recon
 (only ones that wait for nothing but a server) is decided in scorer_fast/db/postgresql/base.py; docs/decisions.md.
 """
 
+import math
 import os
 import socket
 import threading
@@ -33,6 +34,9 @@ class Watchdog:
         self._changed = threading.Condition()
         self._waits: list[Wait] = []
         self._thread: threading.Thread | None = None
+        # When the thread looks at the waits next on its own (inf: only when woken). A new wait due later needs
+        # no wake-up: waking a thread for every round trip costs the request more than the wait it watches.
+        self._wakes_at = math.inf
 
     @contextmanager
     def bound(self, fd: int, seconds: float) -> Iterator[Wait]:
@@ -44,8 +48,8 @@ class Watchdog:
                 self._thread = threading.Thread(target=self._run, name="db-answer-deadline", daemon=True)
                 self._thread.start()
             self._waits.append(wait)
-            # Always wake the thread: it may sleep without a timeout while only expired waits are listed.
-            self._changed.notify()
+            if wait.due < self._wakes_at:
+                self._changed.notify()
         try:
             yield wait
         finally:
@@ -57,17 +61,23 @@ class Watchdog:
             while True:
                 pending = [wait for wait in self._waits if not wait.expired]
                 if not pending:
-                    self._changed.wait()
+                    self._sleep_until(math.inf)
                     continue
                 now = time.monotonic()
                 due = min(wait.due for wait in pending)
                 if due > now:
-                    self._changed.wait(due - now)
+                    self._sleep_until(due)
                     continue
                 for wait in pending:
                     if wait.due <= now:
                         wait.expired = True
                         _shut_down(wait.fd)
+
+    def _sleep_until(self, wakes_at: float) -> None:
+        """Called with the lock held; `bound` wakes the thread earlier for a wait due before `wakes_at`."""
+        self._wakes_at = wakes_at
+        self._changed.wait(None if wakes_at == math.inf else wakes_at - time.monotonic())
+        self._wakes_at = -math.inf  # awake: the thread looks at every wait before it sleeps again
 
     def _after_fork(self) -> None:
         """A forked child (a gunicorn worker of a preloading master) has no watchdog thread: start afresh."""
