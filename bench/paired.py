@@ -3,11 +3,15 @@ its own gunicorn at once, and the load switched between them every --slot second
 so that both sides see the same minutes of the machine. bench/ab.py runs whole bench/run.py passes in turns, minutes
 apart; on a shared machine the CPU per request drifts by ±20 % between them, while here it cancels out.
 Usage: .venv/bin/python bench/paired.py --base /path/to/base/checkout [--seconds 20] [--slot 0.5] [--workers 4]
+[--addresses 1] [--schema-sql ../shared/contract/schema.sql]
 
 Each side is served and seeded by its own checkout's bench/run.py (`seed`, `Server`), with its own .venv, on its
 own database (`scorer_paired_base`, `scorer_paired_this`) of this checkout's embedded PostgreSQL (.pgdata-bench);
 this side on BENCH_PORT (default 8765), the base on --base-port. Worker CPU is read per side; PostgreSQL's CPU is
 the server's during that side's slots. Prints, per concurrency, each side's figures and the ratio this/base.
+`--addresses N` seeds N addresses (the load stays on the first): tables of bench/run.py's size. `--schema-sql`
+loads a pg_dump schema (the production tables and their indexes) into both databases before they are seeded;
+without it each side creates its tables from its models, which have no indexes beyond the keys.
 """
 
 import argparse
@@ -35,11 +39,11 @@ import json, os, sys
 sys.path.insert(0, os.getcwd())
 from bench import run
 env = {**os.environ, **run.PRODUCTION_FLAGS}
-data = run.seed(env, 1)
+data = run.seed(env, int(os.environ["PAIRED_ADDRESSES"]))
 env["CERAMIC_CACHE_SCORER_ID"] = str(data["community"])
 server = run.Server(env, int(os.environ["PAIRED_WORKERS"]))
 server.start()
-address = next(iter(data["stamps"]))
+address = min(data["stamps"])
 print(json.dumps({"community": data["community"], "key": data["key"], "address": address,
                   "master": server.process.pid}), flush=True)
 sys.stdin.read()
@@ -62,16 +66,20 @@ class Side:
     worker_cpu: dict[int, float] = field(default_factory=dict)
     pg_cpu: dict[int, float] = field(default_factory=dict)
 
-    def start(self, checkout: Path, database: str, workers: int) -> None:
+    def start(self, checkout: Path, database: str, args: argparse.Namespace) -> None:
+        url = database_url(database)
+        if args.schema_sql is not None:
+            _load_schema(url, args.schema_sql)
         env = {
             **os.environ,
-            "DATABASE_URL": database_url(database),
+            "DATABASE_URL": url,
             "DJANGO_SETTINGS_MODULE": "settings.base",
             "SECRET_KEY": "bench-secret-key-not-for-production-use",
             "LOG_LEVEL": "WARNING",
             "SCORER_ENV": "development",
             "BENCH_PORT": str(self.port),
-            "PAIRED_WORKERS": str(workers),
+            "PAIRED_WORKERS": str(args.workers),
+            "PAIRED_ADDRESSES": str(args.addresses),
         }
         env.pop("PGSERVER_DATA", None)  # the side's own default; the database URL above is what it uses
         python = checkout / ".venv" / "bin" / "python"
@@ -101,6 +109,14 @@ class Side:
         if self.process is not None and self.process.stdin is not None:
             self.process.stdin.close()
             self.process.wait(30)
+
+
+def _load_schema(url: str, schema_sql: Path) -> None:
+    """As scorer_fast/db/bootstrap.py loads it: the side's bootstrap then finds the tables and creates none."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(schema_sql.read_text(encoding="utf-8"))
 
 
 def slot(side: Side, concurrency: int, seconds: float, pg_pid: int | None, *, record: bool) -> None:
@@ -165,7 +181,11 @@ def figures(side: Side, concurrency: int) -> dict[str, float]:
 
 
 def report(base: Side, this: Side, concurrencies: list[int], args: argparse.Namespace) -> None:
-    print(f"\nwarm v2 score, one address, flags on, {args.workers} workers per side, {args.seconds} s per side")
+    schema = args.schema_sql or "each side's models"
+    print(
+        f"\nwarm v2 score, one address of {args.addresses}, flags on, {args.workers} workers per side, {args.seconds} s"
+    )
+    print(f"per side; tables from {schema}")
     print(f"per concurrency in {args.slot} s slots; base = {args.base}\n")
     print("| c | side | requests | req/s | p50 ms | p95 ms | errors | worker CPU ms | PG CPU ms | total CPU ms |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -192,6 +212,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--concurrency", default="1,8")
     parser.add_argument("--base-port", type=int, default=8950)
+    parser.add_argument("--addresses", type=int, default=1, help="seeded per side; the load is on the first")
+    parser.add_argument("--schema-sql", type=Path, help="a pg_dump schema loaded into both databases first")
     args = parser.parse_args()
     if os.environ.get("DATABASE_URL"):
         sys.exit("bench/paired.py uses its own embedded PostgreSQL (it reads the server's CPU): unset DATABASE_URL")
@@ -204,8 +226,8 @@ def main() -> None:
     concurrencies = [int(value) for value in args.concurrency.split(",")]
     try:
         print("seeding and serving both sides ...", flush=True)
-        base.start(args.base.resolve(), "scorer_paired_base", args.workers)
-        this.start(REPO, "scorer_paired_this", args.workers)
+        base.start(args.base.resolve(), "scorer_paired_base", args)
+        this.start(REPO, "scorer_paired_this", args)
         for concurrency in concurrencies:
             for side in (base, this):  # warm: every worker has verified the proofs and filled its caches
                 slot(side, concurrency, 2.0, pg_pid, record=False)
