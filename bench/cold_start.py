@@ -30,6 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench import measure  # noqa: E402
 from bench.run import STAMPS_PER_ADDRESS, database_url, hs256_token, seed  # noqa: E402
 from tests.lambda_events import HttpRequest, event  # noqa: E402
 from tests.lambda_runtime import free_port, lambda_process, serve_stub  # noqa: E402
@@ -64,9 +65,8 @@ def lambda_peak_memory(env: dict, events: list[dict]) -> tuple[float, Counter]:
     with tempfile.TemporaryFile() as log, serve_stub(events) as (stub, runtime_api):
         with lambda_process(runtime_api, env, log) as process:
             answers = stub.wait_for_answers(len(events), timeout=600)
-            with open(f"/proc/{process.pid}/status") as status:
-                vm_hwm = next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
-    return round(vm_hwm / 1024, 1), Counter(answer.payload.get("statusCode") for answer in answers)
+            (peak_mb,) = measure.peak_rss_mb([process.pid])
+    return peak_mb, Counter(answer.payload.get("statusCode") for answer in answers)
 
 
 def gunicorn_cold_start(env: dict, path: str, headers: dict, python_args: tuple[str, ...] = ()) -> tuple[float, str]:

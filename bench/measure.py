@@ -41,6 +41,16 @@ def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
     return sum(value - before.get(pid, 0.0) for pid, value in after.items())
 
 
+def peak_rss_mb(pids: list[int]) -> list[float]:
+    """VmHWM of each process, in MB."""
+    peaks = []
+    for pid in pids:
+        with open(f"/proc/{pid}/status") as status:
+            line = next(line for line in status if line.startswith("VmHWM"))
+        peaks.append(round(int(line.split()[1]) / 1024, 1))
+    return peaks
+
+
 def children(pid: int | None) -> list[int]:
     if pid is None:
         return []

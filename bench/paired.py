@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("PGSERVER_DATA", str(REPO / ".pgdata-bench"))
 
 from bench import measure  # noqa: E402
-from bench.run import database_url  # noqa: E402
+from bench.run import database_url, run_clients  # noqa: E402
 
 # Run by a side's own Python in its checkout: seed, serve, print what the load needs, stop when stdin closes.
 _SERVE = """
@@ -98,12 +98,7 @@ class Side:
         return measure.children(self.master)
 
     def peak_rss_mb(self) -> float:
-        peaks = []
-        for pid in self.workers():
-            with open(f"/proc/{pid}/status") as status:
-                line = next(line for line in status if line.startswith("VmHWM"))
-            peaks.append(int(line.split()[1]) / 1024)
-        return max(peaks)
+        return max(measure.peak_rss_mb(self.workers()))
 
     def stop(self) -> None:
         if self.process is not None and self.process.stdin is not None:
@@ -146,11 +141,7 @@ def slot(side: Side, concurrency: int, seconds: float, pg_pid: int | None, *, re
                 latencies.append(time.perf_counter() - began)
                 errors += failed
 
-    threads = [threading.Thread(target=client) for _ in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_clients(client, concurrency)
     if not record:
         return
     wall = time.perf_counter() - started

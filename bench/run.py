@@ -120,12 +120,7 @@ class Server:
         return measure.children(self.process.pid)
 
     def worker_peak_rss_mb(self) -> list[float]:
-        peaks = []
-        for pid in self.worker_pids():
-            with open(f"/proc/{pid}/status") as status:
-                line = next(line for line in status if line.startswith("VmHWM"))
-            peaks.append(round(int(line.split()[1]) / 1024, 1))
-        return peaks
+        return measure.peak_rss_mb(self.worker_pids())
 
     def stop(self) -> None:
         if self.process is not None:
