@@ -21,6 +21,12 @@ _REDACTIONS = (
     (re.compile(r"\b([A-Za-z0-9]{8})\.[A-Za-z0-9]{32}\b"), r"\1.***"),
 )
 _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+# No log line here shows where it was logged from or the thread (gunicorn's show the process id): per the Logging
+# HOWTO's "Optimization" section, logging then need not walk the stack nor look names up for every record, which
+# the access line of each request would pay.
+logging._srcfile = None
+logging.logThreads = False
+logging.logMultiprocessing = False
 
 
 class JsonFormatter(logging.Formatter):

@@ -19,8 +19,8 @@ SCORING_STAMPS = """
     SELECT DISTINCT ON (cc.provider) cc.provider, cc.stamp::text AS stamp, cc.stamp -> 'credentialSubject' AS subject,
            cc.id::text || '.' || cc.xmin::text AS version
     FROM ceramic_cache_ceramiccache cc
-    LEFT JOIN ceramic_cache_revocation r ON r.ceramic_cache_id = cc.id
-    WHERE cc.address = %(address)s AND cc.deleted_at IS NULL AND r.id IS NULL
+    WHERE cc.address = %(address)s AND cc.deleted_at IS NULL
+      AND NOT EXISTS (SELECT FROM ceramic_cache_revocation r WHERE r.ceramic_cache_id = cc.id)
     ORDER BY cc.provider, cc.updated_at DESC, cc.id
 """
 

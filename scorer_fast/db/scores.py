@@ -253,7 +253,9 @@ def scoring_snapshot(
     """
     params: dict[str, object] = {"address": address, "community": community_id}
     if expected is not None and all(stamp.version is not None for stamp in expected):
-        params["hashes"] = sorted({hash_ for stamp in expected for hash_ in _lookup_hashes(stamp.credential)})
+        params["hashes"] = sql.text_array(
+            sorted({hash_ for stamp in expected for hash_ in _lookup_hashes(stamp.credential)})
+        )
         statement = _STATEMENTS[(_CHECKED_SNAPSHOT, with_points, stored_known is not None)]
         record = sql.fetch_one(_SnapshotRecord, statement, params, only_reads=True)
         if (
@@ -373,7 +375,7 @@ def stamps_replaced_since(passport_id: int, snapshot_versions: list[str]) -> Sta
     return Statement(
         "SELECT 1 WHERE ARRAY(SELECT id::text || '.' || xmin::text FROM registry_stamp WHERE passport_id = %s "
         "ORDER BY id) <> %s::text[]",
-        [passport_id, snapshot_versions],
+        [passport_id, sql.text_array(snapshot_versions)],
     )
 
 

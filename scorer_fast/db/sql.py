@@ -152,3 +152,10 @@ def json_value(value: Any) -> Any:
 
 def jsonb(value: Any) -> str | None:
     return None if value is None else json.dumps(value)
+
+
+def text_array(values: Sequence[str]) -> str:
+    """A text[] parameter as PostgreSQL's array literal (the statement casts it: `%s::text[]`): psycopg quotes a
+    str in C, where it adapts a list element by element in Python (~25 µs a list of ten). Every element
+    is quoted, with its backslashes and double quotes escaped, so no text can end an element or the array."""
+    return "{" + ",".join('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values) + "}"

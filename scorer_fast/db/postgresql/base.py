@@ -14,7 +14,8 @@
   under load every request would otherwise pay a `SELECT 1` round trip for a connection the previous request just
   used. A connection idle for `HEALTH_CHECK_IDLE_SECONDS` or more is pinged as before;
 - `reusable_cursor()`: the scoring statements (scorer_fast/db/sql.py) share one cursor per connection instead of
-  creating, wrapping and closing one per statement;
+  creating, wrapping and closing one per statement; on a UTC session it loads timestamptz with psycopg's C loader
+  (the same values as Django's Python subclass of it, which only sets the tzinfo, UTC here, after parsing);
 - a transaction's `BEGIN` and its opener (`open_transaction_with`: the timeouts and the address lock,
   scorer_fast/db/transactions.py) travel in the message of its first statement, not in round trips of their own:
   psycopg stays in autocommit and the statements go as one simple-query message, which client-side binding (the
@@ -24,6 +25,7 @@
   binding (the prepared-statement opt-in) each goes alone, as psycopg would send them.
 """
 
+import datetime
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -38,6 +40,7 @@ from django.db.backends.postgresql import base
 from django.db.backends.utils import CursorWrapper
 from psycopg import sql as psycopg_sql
 from psycopg.pq import TransactionStatus
+from psycopg.types.datetime import TimestamptzLoader
 
 from scorer_fast.db.postgresql.deadline import Wait, watchdog
 
@@ -307,10 +310,18 @@ class DatabaseWrapper(base.DatabaseWrapper):
             or (reusable.cursor.connection is not self.connection)
         ):
             reusable = self._reusable = self.cursor()
+            self._load_timestamptz_in_c(reusable.cursor)
         else:
             self.validate_thread_sharing()
             self._last_cursor_at = time.monotonic()
         return reusable
+
+    def _load_timestamptz_in_c(self, raw: Any) -> None:
+        """Django loads timestamptz with a Python subclass of psycopg's loader that parses in Python, then sets the
+        tzinfo to Django's time zone. On a UTC session psycopg's own loader (C, registered by name) gives the same
+        datetimes, tzinfo `datetime.timezone.utc` included; anything else keeps Django's."""
+        if self.timezone is datetime.UTC and raw.connection.info.parameter_status("TimeZone") == "UTC":
+            raw.adapters.register_loader("timestamptz", TimestamptzLoader)
 
 
 def _bound_the_first_answer_of_each_request(**kwargs: Any) -> None:
