@@ -2,10 +2,16 @@
 sides see the same machine; prints each round's figures and the medians, worker + PostgreSQL CPU per request side by
 side with their ratio. On a machine shared with other work, compare only figures from one such run.
 Usage: .venv/bin/python bench/ab.py --base /path/to/base/checkout [--rounds 3] [--base-port 8950]
-[-- run.py arguments, default: --workers 4 --flags on --routes v2 --seconds 5]
+[--schema-sql ../shared/contract/schema.sql] [-- run.py arguments, default: --workers 4 --flags on --routes v2
+--seconds 5]
 
 Each side runs its own bench/run.py with its own .venv and embedded database (`.pgdata-bench` in its checkout);
 this side on BENCH_PORT (default 8765), the base on --base-port. Raw outputs go to --out (a temporary folder).
+Without `--schema-sql` each side's tables are built from its models, which have no indexes beyond the keys: after
+run.py's cold pass (2,000 registry_stamp rows) every warm score then scans registry_stamp, on both sides. With it,
+both sides share one embedded server (`.pgdata-bench-schema` in this checkout, one side at a time) whose template1
+holds that pg_dump schema, so the database each run.py creates has the production tables and indexes (both
+checkouts need the same pgserver release).
 """
 
 import argparse
@@ -39,6 +45,25 @@ def run_side(checkout: Path, port: int, run_args: list[str], out: Path) -> str:
     return result.stdout
 
 
+def schema_server(schema_sql: Path) -> Path:
+    """This checkout's embedded server for both sides, with `schema_sql` loaded into template1 once; stopped."""
+    import psycopg
+
+    data = REPO / ".pgdata-bench-schema"
+    os.environ["PGSERVER_DATA"] = str(data)
+    sys.path.insert(0, str(REPO))
+    from settings import embedded_pg
+
+    url = embedded_pg.ensure_running()
+    head, _, tail = url.partition("?")
+    template = head.rsplit("/", 1)[0] + "/template1" + ("?" + tail if tail else "")
+    with psycopg.connect(template, autocommit=True) as conn:
+        if conn.execute("SELECT to_regclass('public.registry_score')").fetchone() == (None,):
+            conn.execute(schema_sql.read_text(encoding="utf-8"))
+    embedded_pg.stop()
+    return data
+
+
 def figures(output: str) -> dict[str, dict[str, float]]:
     """Per '<route>, c=<n>': req/s, p50, errors, worker and PG CPU per request; and peak RSS."""
     found: dict[str, dict[str, float]] = {}
@@ -64,7 +89,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--base-port", type=int, default=8950)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--schema-sql", type=Path, help="both sides on this pg_dump schema (the production tables)")
     args, rest = parser.parse_known_args()
+    if args.schema_sql is not None:
+        print(f"both sides on {args.schema_sql}, server data in {schema_server(args.schema_sql)}", flush=True)
     run_args = [arg for arg in rest if arg != "--"] or DEFAULT_RUN_ARGS
     out = args.out or Path(tempfile.mkdtemp(prefix="scorer_fast_ab_"))
     out.mkdir(parents=True, exist_ok=True)
