@@ -56,6 +56,18 @@ def test_stamp_entries_scores_and_expiry():
     assert fields.score == Decimal(1) and fields.expiration_date.isoformat() == "2026-12-08T03:54:49.233320+00:00"
 
 
+def test_one_config_scores_request_after_request_as_a_fresh_one_does():
+    """A worker's cached config keeps what it derived from each weight (ScorerConfig.scored_weight)."""
+    weights = {"A": 0.525, "B": "0.208", "C": 15}
+    shared = config(weights)
+    for providers in (["A", "B"], ["B", "C"], ["C", "Unweighted"], ["A", "B", "C"]):
+        kept = [stamp(p) for p in providers]
+        assert compute_score(kept=kept, deduplicated={}, config=shared, now=NOW) == compute_score(
+            kept=kept, deduplicated={}, config=config(weights), now=NOW
+        )
+    assert compute_score(kept=[stamp("B")], deduplicated={}, config=shared, now=NOW).stamps["B"]["score"] == "0.20800"
+
+
 def test_the_response_formats_raw_score_and_threshold_with_five_decimals():
     fields = compute_score(
         kept=[stamp("A"), stamp("B")], deduplicated={}, config=config({"A": 0.525, "B": 0.208}), now=NOW

@@ -8,6 +8,7 @@ binary expansion and the sum is rounded to 28 significant digits, so `rawScore` 
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
+from functools import cached_property
 from typing import Any
 
 from scorer_fast.domain.credentials import CachedStamp, kept_expiration
@@ -21,6 +22,21 @@ class ScorerConfig:
     scorer_type: str
     weights: dict[str, Any]
     threshold: Decimal
+
+    @cached_property
+    def _scored_weights(self) -> dict[str, tuple[Decimal, float, str]]:
+        """Per provider, what compute_score derives from its weight, filled as providers are scored: a config is
+        read once and serves a worker's requests (nothing changes its weights), and Decimal's conversions and
+        formatting were the largest part of scoring's Python."""
+        return {}
+
+    def scored_weight(self, provider: str) -> tuple[Decimal, float, str]:
+        """The provider's weight as a Decimal, as the float stored in stamp_scores, and as the "score" string."""
+        found = self._scored_weights.get(provider)
+        if found is None:
+            weight = as_decimal(self.weights.get(provider, 0))
+            found = self._scored_weights[provider] = (weight, float(weight), f"{weight:.5f}")
+        return found
 
 
 @dataclass(frozen=True)
@@ -57,13 +73,13 @@ def compute_score(
         for stamp in kept:
             if stamp.provider in stamp_scores:
                 continue
-            weight = as_decimal(config.weights.get(stamp.provider, 0))
+            weight, stored_weight, score_text = config.scored_weight(stamp.provider)
             total += weight
-            stamp_scores[stamp.provider] = float(weight)
+            stamp_scores[stamp.provider] = stored_weight
             expires = kept_expiration(stamp.credential)
             if earliest is None or expires < earliest:
                 earliest = expires
-            stamps[stamp.provider] = {"score": f"{weight:.5f}", "dedup": False, "expiration_date": expires.isoformat()}
+            stamps[stamp.provider] = {"score": score_text, "dedup": False, "expiration_date": expires.isoformat()}
         for provider, credential in deduplicated.items():
             if provider not in stamps:
                 stamps[provider] = {
