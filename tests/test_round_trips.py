@@ -9,7 +9,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from scorer_fast.db import sql
+from scorer_fast.db import scores, sql
+from scorer_fast.db.postgresql.base import Opener
 from scorer_fast.db.scores import ScoringSnapshot, StoredStamps
 from scorer_fast.domain import proofs
 from scorer_fast.domain.credentials import CachedStamp
@@ -347,6 +348,39 @@ def test_a_read_sent_with_a_refused_lock_is_read_again_once_the_lock_is_granted(
         assert client.get(url, **INTERNAL_AUTH).json()["score"] == "1.00000"
     reads = [statement for statement in statements(capture) if "AS passport_id" in statement]
     assert len(reads) == 1 and reads[0].startswith("SELECT p.id AS passport_id"), reads
+
+
+@pytest.mark.parametrize("contended_before", [False, True], ids=["read-with-opener", "read-after-opener"])
+def test_the_wait_for_a_refused_lock_and_the_read_after_it_are_one_message(committed_db, client, contended_before):
+    """Refused by the opener, the lock is waited for in the same message as the read that follows it (the read is
+    a statement of its own there, so its snapshot still comes after the wait): the waiting backend's query is both.
+    A stamp the holder deletes meanwhile is not counted."""
+    community = factories.community(weights={"Google": 1, "Ens": 2}, threshold="1")
+    factories.cache_stamp(A, signed_stamp(A, "Google"))
+    ens = factories.cache_stamp(A, signed_stamp(A, "Ens"))
+    url = f"/internal/score/v2/{community.id}/{A}"
+    assert client.get(url, **INTERNAL_AUTH).json()["score"] == "3.00000"  # read, then remembered as the guess
+    connection.forget_contention()
+    if contended_before:
+        connection._mark_contended(scores_opener_key(A))
+    with foreign_writer() as holder:
+        holder.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", ["scorer_fast:address:" + A])
+        waiting = Background(lambda: client.get(url, **INTERNAL_AUTH).json())
+        wait_until_blocked_by(holder)
+        (waiting_query,) = holder.execute(
+            "SELECT query FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))", [holder.info.backend_pid]
+        ).fetchone()
+        holder.execute("UPDATE ceramic_cache_ceramiccache SET deleted_at = now() WHERE id = %s", [ens.pk])
+        holder.commit()
+        body = waiting.result()
+
+    assert waiting_query.startswith("SELECT pg_advisory_xact_lock(hashtextextended('scorer_fast:address:")
+    assert "AS passport_id" in waiting_query
+    assert body["score"] == "1.00000" and list(body["stamps"]) == ["Google"]
+
+
+def scores_opener_key(address: str) -> Opener:
+    return Opener("SELECT true", key=scores.lock_key(address))
 
 
 def test_the_checked_read_compares_registry_stamps_by_digest_then_by_row_versions(committed_db, client):

@@ -20,8 +20,8 @@
   scorer_fast/db/transactions.py) travel in the message of its first statement, not in round trips of their own:
   psycopg stays in autocommit and the statements go as one simple-query message, which client-side binding (the
   default) allows. A statement declared read-only (`next_statement_only_reads`) even travels with the opener; when
-  the lock was not free its answer is dropped and it runs again once the lock is granted (and for the next
-  `CONTENDED_SECONDS` that lock's transactions send their read after the opener, not with it). With server-side
+  the lock was not free its answer is dropped and it runs again in the message that waits for the lock (and for
+  the next `CONTENDED_SECONDS` that lock's transactions send their read after the opener, not with it). With server-side
   binding (the prepared-statement opt-in) each goes alone, as psycopg would send them.
 """
 
@@ -213,7 +213,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
             with self._deadline_if(bounded):
                 refused = self._send_head(begin, opener)
             if refused is not None:
-                self._wait_for(refused)
+                return self._execute_after_wait(refused, execute, sql, params, many, context)
             return execute(sql, params, many, context)
         head = "".join([*(["BEGIN;\n"] if begin else []), *([opener.literal() + ";\n"] if opener else [])])
         try:
@@ -228,8 +228,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
             raise
         if refused is None:
             return result
-        self._wait_for(refused)
-        return execute(sql, params, many, context)  # the first answer predates the lock
+        return self._execute_after_wait(refused, execute, sql, params, many, context)  # the first answer predates it
 
     def _deadline_if(self, bounded: bool) -> AbstractContextManager[Any]:
         return self._answer_deadline() if bounded else nullcontext()
@@ -268,11 +267,29 @@ class DatabaseWrapper(base.DatabaseWrapper):
         refused_at = _contended.get(opener.key) if opener.key is not None else None
         return refused_at is None or time.monotonic() - refused_at >= CONTENDED_SECONDS
 
-    def _wait_for(self, refused: Opener) -> None:
-        """What the opener could not get without waiting, in a statement of its own (not under the deadline)."""
+    def _execute_after_wait(
+        self,
+        refused: Opener,
+        execute: Callable[..., Any],
+        sql: str,
+        params: Any,
+        many: bool,
+        context: dict[str, Any],
+    ) -> Any:
+        """What the opener could not get without waiting, then the statement, neither under the deadline. With
+        client-side binding both go in one message: the statement, a statement of its own, takes its snapshot
+        (READ COMMITTED) once the wait is over, as it would in a message of its own; when the wait fails (lock
+        timeout), the server skips it."""
         self._mark_contended(refused)
-        with self.wrap_database_errors, self.connection.cursor() as raw:
-            raw.execute(refused.when_refused, refused.refused_params)
+        raw = context["cursor"].cursor
+        if many or not isinstance(raw, psycopg.ClientCursor):
+            with self.wrap_database_errors, self.connection.cursor() as own:
+                own.execute(refused.when_refused, refused.refused_params)
+            return execute(sql, params, many, context)
+        wait = literal_sql(refused.when_refused, list(refused.refused_params)) + ";\n"
+        result = execute((wait.replace("%", "%%") if params is not None else wait) + sql, params, many, context)
+        raw.nextset()  # from the wait's result to the statement's
+        return result
 
     @contextmanager
     def _answer_deadline(self) -> Iterator[Wait]:
