@@ -52,12 +52,10 @@ def schema_server(schema_sql: Path) -> Path:
     data = REPO / ".pgdata-bench-schema"
     os.environ["PGSERVER_DATA"] = str(data)
     sys.path.insert(0, str(REPO))
+    from bench.run import url_of_database
     from settings import embedded_pg
 
-    url = embedded_pg.ensure_running()
-    head, _, tail = url.partition("?")
-    template = head.rsplit("/", 1)[0] + "/template1" + ("?" + tail if tail else "")
-    with psycopg.connect(template, autocommit=True) as conn:
+    with psycopg.connect(url_of_database(embedded_pg.ensure_running(), "template1"), autocommit=True) as conn:
         if conn.execute("SELECT to_regclass('public.registry_score')").fetchone() == (None,):
             conn.execute(schema_sql.read_text(encoding="utf-8"))
     embedded_pg.stop()

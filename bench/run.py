@@ -41,7 +41,12 @@ def database_url(name: str = "scorer_bench") -> str:
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {name}")
-    head, _, tail = base.partition("?")
+    return url_of_database(base, name)
+
+
+def url_of_database(url: str, name: str) -> str:
+    """`url` with its database name replaced by `name` (query options kept)."""
+    head, _, tail = url.partition("?")
     return head.rsplit("/", 1)[0] + f"/{name}" + ("?" + tail if tail else "")
 
 

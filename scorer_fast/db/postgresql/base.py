@@ -64,6 +64,10 @@ class Opener:
         """For a message whose statement brings parameters of its own."""
         return literal_sql(self.sql, list(self.params))
 
+    def refused_literal(self) -> str:
+        """`when_refused` likewise."""
+        return literal_sql(self.when_refused, list(self.refused_params))
+
 
 # An address whose lock was just refused is likely contended again (a burst of requests for it): for this long,
 # its transaction's first read is not sent with the opener, where a refusal would make it run twice.
@@ -79,6 +83,17 @@ def literal_sql(template: str, params: list[Any]) -> str:
 
 
 _PLAIN_TEXT = re.compile(r"[A-Za-z0-9_:.-]*")
+
+
+def _after(head: str, sql: str, params: Any) -> str:
+    """`sql` preceded by `head` (literal statements) in one message; `%` in `head` is escaped when psycopg will
+    substitute the statement's parameters."""
+    return (head.replace("%", "%%") if params is not None else head) + sql
+
+
+def _one_message(raw: Any, many: bool) -> bool:
+    """Several statements may share the message: one statement sent as a simple query (client-side binding)."""
+    return not many and isinstance(raw, psycopg.ClientCursor)
 
 
 def _literal(param: Any) -> str:
@@ -127,7 +142,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def _may_commit_with(self, raw: Any, many: bool) -> bool:
         """One statement in one simple-query message, in the outermost atomic block (in a savepoint, a test's
         transaction for one, the COMMIT is not the block's to send)."""
-        return self.in_atomic_block and not self.savepoint_ids and not many and isinstance(raw, psycopg.ClientCursor)
+        return self.in_atomic_block and not self.savepoint_ids and _one_message(raw, many)
 
     def _commit(self) -> None:
         if self._committed_early:
@@ -205,11 +220,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if not begin and opener is None:
             with self._deadline_if(bounded):
                 return execute(sql, params, many, context)
-        if (
-            many
-            or not isinstance(raw, psycopg.ClientCursor)
-            or (opener is not None and not (only_reads and self._uncontended(opener)))
-        ):
+        if not _one_message(raw, many) or (opener is not None and not (only_reads and self._uncontended(opener))):
             with self._deadline_if(bounded):
                 refused = self._send_head(begin, opener)
             if refused is not None:
@@ -218,7 +229,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         head = "".join([*(["BEGIN;\n"] if begin else []), *([opener.literal() + ";\n"] if opener else [])])
         try:
             with self._deadline_if(bounded):
-                result = execute((head.replace("%", "%%") if params is not None else head) + sql, params, many, context)
+                result = execute(_after(head, sql, params), params, many, context)
                 refused = self._skip_head(raw, begin, opener)
         except OperationalError:
             if opener is not None:
@@ -282,12 +293,11 @@ class DatabaseWrapper(base.DatabaseWrapper):
         timeout), the server skips it."""
         self._mark_contended(refused)
         raw = context["cursor"].cursor
-        if many or not isinstance(raw, psycopg.ClientCursor):
+        if not _one_message(raw, many):
             with self.wrap_database_errors, self.connection.cursor() as own:
                 own.execute(refused.when_refused, refused.refused_params)
             return execute(sql, params, many, context)
-        wait = literal_sql(refused.when_refused, list(refused.refused_params)) + ";\n"
-        result = execute((wait.replace("%", "%%") if params is not None else wait) + sql, params, many, context)
+        result = execute(_after(refused.refused_literal() + ";\n", sql, params), params, many, context)
         raw.nextset()  # from the wait's result to the statement's
         return result
 
